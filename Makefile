@@ -1,0 +1,33 @@
+# Two commands on a fresh machine (Python 3.11): `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install worker clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[worker,dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Web server (HTTP + websockets) and, with no broker configured, a GPU worker thread in the
+# same process: SQLite, in-memory broker and channel layer, CPU, the tiny model.
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py prepare_models
+	$(PY) manage.py serve --host $(HOST) --port $(PORT)
+
+# A separate GPU worker process, for when REDIS_URL (or CELERY_BROKER_URL) is set.
+worker: install
+	$(PY) -m celery -A config worker -Q gpu.$${FRAMECAST_GPU_POOL:-default} --pool solo --concurrency 1 --loglevel INFO
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache

@@ -1,0 +1,14 @@
+"""The Celery application: web processes send jobs with it, GPU workers consume them.
+
+GPU hosts run: celery -A config worker -Q gpu.<pool> --pool solo --concurrency 1
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("framecast")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

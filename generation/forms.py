@@ -1,0 +1,96 @@
+"""Validation of a generation request. Every rule names the field it is about."""
+
+from django import forms
+
+from . import catalog
+from .services import JobParams
+
+
+class JobForm(forms.Form):
+    prompt = forms.CharField(
+        max_length=catalog.MAX_PROMPT_CHARS,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "A red fox running through fresh snow at dawn"}),
+        error_messages={"required": "Prompt is required: describe the video you want."},
+    )
+    negative_prompt = forms.CharField(
+        max_length=catalog.MAX_PROMPT_CHARS, required=False, widget=forms.Textarea(attrs={"rows": 1})
+    )
+    model = forms.ChoiceField(choices=(), required=False)
+    seed = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=catalog.MAX_SEED,
+        help_text="Leave empty for a random seed; the seed used is always recorded.",
+    )
+    width = forms.IntegerField(required=False)
+    height = forms.IntegerField(required=False)
+    num_frames = forms.IntegerField(required=False, label="Frames")
+    fps = forms.IntegerField(required=False, min_value=catalog.MIN_FPS, max_value=catalog.MAX_FPS, label="FPS")
+    steps = forms.IntegerField(required=False, label="Inference steps")
+    guidance = forms.FloatField(
+        required=False, min_value=catalog.MIN_GUIDANCE, max_value=catalog.MAX_GUIDANCE, label="Guidance scale"
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["model"].choices = [(spec.name, spec.label) for spec in catalog.available_models()]
+        defaults = catalog.default_model().defaults
+        for name, value in defaults.items():
+            self.fields[name].widget.attrs.setdefault("placeholder", value)
+
+    def clean_prompt(self) -> str:
+        prompt = self.cleaned_data["prompt"].strip()
+        if not prompt:
+            raise forms.ValidationError("Prompt is required: describe the video you want.")
+        return prompt
+
+    def clean(self):
+        cleaned = super().clean()
+        spec = catalog.get_model(cleaned.get("model") or catalog.default_model().name)
+        if spec is None:
+            self.add_error("model", f"Model {cleaned.get('model')!r} is not available.")
+            return cleaned
+        cleaned["model"] = spec.name
+        # Empty optional fields take the model's defaults.
+        for name, value in spec.defaults.items():
+            if cleaned.get(name) is None and name not in self.errors:
+                cleaned[name] = value
+        if not any(name in self.errors for name in ("width", "height", "num_frames", "steps")):
+            for field, message in catalog.shape_errors(
+                spec,
+                width=cleaned["width"],
+                height=cleaned["height"],
+                num_frames=cleaned["num_frames"],
+                steps=cleaned["steps"],
+            ).items():
+                self.add_error(field, message)
+        return cleaned
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        # Name the field in every message, so that an error read out of context (an API
+        # client, a screen reader, a log) still says what it is about.
+        for name, errors in list(self._errors.items()):
+            if name not in self.fields:
+                continue
+            field = self.fields[name]
+            label = str(field.label or name.replace("_", " ").capitalize())
+            self._errors[name] = self.error_class(
+                [message if message.lower().startswith(label.lower()) else f"{label}: {message}" for message in errors],
+                field_id=errors.field_id,
+            )
+
+    def params(self) -> JobParams:
+        data = self.cleaned_data
+        return JobParams(
+            prompt=data["prompt"],
+            negative_prompt=data.get("negative_prompt", "").strip(),
+            model_name=data["model"],
+            seed=data.get("seed"),
+            width=data["width"],
+            height=data["height"],
+            num_frames=data["num_frames"],
+            fps=data["fps"],
+            steps=data["steps"],
+            guidance=data["guidance"],
+        )

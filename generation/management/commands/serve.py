@@ -1,0 +1,60 @@
+"""Serve Framecast over ASGI (HTTP and websockets) with uvicorn.
+
+With no broker configured (the embedded mode of `make run`), a GPU worker runs in a thread
+of this process, consuming the in-memory broker. With a real broker, workers are separate
+processes (`celery -A config worker -Q gpu.<pool>`).
+"""
+
+import threading
+
+import uvicorn
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Run the web server; in the embedded mode also a worker thread."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument(
+            "--embedded-worker",
+            choices=["auto", "yes", "no"],
+            default="auto",
+            help="Run a worker thread in this process (auto: only with the in-memory broker).",
+        )
+
+    def handle(self, *args, host, port, embedded_worker, **options):
+        embedded = settings.CELERY_BROKER_URL.startswith("memory://")
+        if embedded_worker == "yes" or (embedded_worker == "auto" and embedded):
+            if not embedded:
+                self.stderr.write("Note: an embedded worker beside a real broker competes with the real workers.")
+            self._start_embedded_worker(recover=embedded)
+        self.stdout.write(self.style.SUCCESS(f"Framecast is running at http://{host}:{port}/"), ending="\n")
+        self.stdout.flush()
+        uvicorn.run("config.asgi:application", host=host, port=port, ws="websockets", lifespan="off", log_level="info")
+
+    def _start_embedded_worker(self, *, recover: bool) -> None:
+        from celery.worker import WorkController
+
+        from config.celery_app import app
+        from generation.services import jobs_recover_after_restart
+
+        worker = WorkController(
+            app=app,
+            hostname=f"embedded@{settings.GPU_POOL}",
+            pool_cls="solo",
+            concurrency=1,
+            queues=[f"gpu.{settings.GPU_POOL}"],
+            without_heartbeat=True,
+            without_mingle=True,
+            without_gossip=True,
+            loglevel="INFO",
+        )
+        threading.Thread(target=worker.start, name="embedded-gpu-worker", daemon=True).start()
+        if recover:
+            # The in-memory broker lost its messages when the last server stopped.
+            requeued, failed = jobs_recover_after_restart()
+            if requeued or failed:
+                self.stdout.write(f"Requeued {requeued} job(s); failed {failed} interrupted job(s).")

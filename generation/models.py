@@ -1,0 +1,119 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    ENCODING = "encoding", "Encoding"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Job(models.Model):
+    """One text-to-video request. Its state changes only through generation.services."""
+
+    State = JobState
+
+    # The whole state machine: which state may follow which. services.job_transition is
+    # the only writer of `state` and refuses anything not listed here.
+    TRANSITIONS: dict[str, frozenset[str]] = {
+        State.QUEUED: frozenset({State.RUNNING, State.FAILED, State.CANCELLED}),
+        State.RUNNING: frozenset({State.ENCODING, State.FAILED, State.CANCELLED}),
+        State.ENCODING: frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED}),
+        State.SUCCEEDED: frozenset(),
+        State.FAILED: frozenset(),
+        State.CANCELLED: frozenset(),
+    }
+    # The timestamp each state stamps when it is entered.
+    STATE_TIMESTAMPS: dict[str, str] = {
+        State.RUNNING: "started_at",
+        State.ENCODING: "encoding_at",
+        State.SUCCEEDED: "finished_at",
+        State.FAILED: "finished_at",
+        State.CANCELLED: "finished_at",
+    }
+    TERMINAL = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED})
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="jobs")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+
+    prompt = models.TextField()
+    negative_prompt = models.TextField(blank=True, default="")
+    seed = models.BigIntegerField()
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    num_frames = models.PositiveIntegerField()
+    fps = models.PositiveIntegerField()
+    steps = models.PositiveIntegerField()
+    guidance = models.FloatField()
+    model_name = models.CharField(max_length=100)
+    pool = models.CharField(max_length=50)
+
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED, db_index=True)
+    progress_step = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)  # = queued at
+    started_at = models.DateTimeField(null=True, blank=True)
+    encoding_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True, default="")
+    # Shown to the user (never a traceback) / kept for operators.
+    error_message = models.CharField(max_length=500, blank=True, default="")
+    error_detail = models.TextField(blank=True, default="")
+
+    video = models.FileField(upload_to="videos/%Y/%m/%d/", blank=True)
+    poster = models.FileField(upload_to="posters/%Y/%m/%d/", blank=True)
+    inference_seconds = models.FloatField(null=True, blank=True)
+    encode_seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["team", "-created_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(state__in=JobState.values), name="job_state_is_known"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(width__gt=0, height__gt=0, num_frames__gt=0, fps__gt=0, steps__gt=0),
+                name="job_shape_is_positive",
+            ),
+            models.CheckConstraint(condition=models.Q(seed__gte=0, seed__lte=2**32 - 1), name="job_seed_is_uint32"),
+            models.CheckConstraint(
+                condition=models.Q(progress_step__lte=models.F("steps")), name="job_progress_within_steps"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(state="succeeded") | ~models.Q(video=""), name="job_succeeded_has_video"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.state})"
+
+    @property
+    def queue(self) -> str:
+        return f"gpu.{self.pool}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in self.TERMINAL
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.num_frames / self.fps
+
+    def get_absolute_url(self) -> str:
+        return reverse("generation:job_detail", args=[self.id])
+
+    def video_url(self) -> str:
+        return reverse("generation:job_video", args=[self.id])
+
+    def poster_url(self) -> str:
+        return reverse("generation:job_poster", args=[self.id])

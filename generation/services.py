@@ -1,0 +1,161 @@
+"""Generation actions. Every change of a job's state goes through `job_transition`."""
+
+import logging
+import secrets
+from dataclasses import dataclass
+
+from celery import current_app
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import events
+from .models import Job
+
+logger = logging.getLogger(__name__)
+
+RUN_JOB_TASK = "gpu_workers.run_job"
+
+
+class InvalidTransition(Exception):
+    """The job is not in a state that allows the requested change (already claimed,
+    finished or cancelled)."""
+
+
+@dataclass(frozen=True)
+class JobParams:
+    prompt: str
+    negative_prompt: str
+    model_name: str
+    seed: int | None
+    width: int
+    height: int
+    num_frames: int
+    fps: int
+    steps: int
+    guidance: float
+
+
+def job_submit(*, team, user, params: JobParams, pool: str | None = None) -> Job:
+    """Record a validated request and queue it for a GPU worker once the row is committed."""
+    from django.conf import settings
+
+    with transaction.atomic():
+        job = Job.objects.create(
+            team=team,
+            created_by=user,
+            prompt=params.prompt,
+            negative_prompt=params.negative_prompt,
+            model_name=params.model_name,
+            # Random when not given, and always recorded, so any video can be reproduced.
+            seed=params.seed if params.seed is not None else secrets.randbelow(2**32),
+            width=params.width,
+            height=params.height,
+            num_frames=params.num_frames,
+            fps=params.fps,
+            steps=params.steps,
+            guidance=params.guidance,
+            pool=pool or settings.GPU_POOL,
+        )
+        transaction.on_commit(lambda: job_dispatch(job))
+    return job
+
+
+def job_dispatch(job: Job) -> None:
+    """Send the job to its pool's queue; a job that cannot be queued fails at once rather
+    than sitting in `queued` forever."""
+    try:
+        current_app.send_task(RUN_JOB_TASK, args=[str(job.id)], queue=job.queue)
+    except Exception as error:  # noqa: BLE001 - any broker error means the job was not queued
+        logger.exception("Could not queue job %s", job.id)
+        job_fail(job.id, reason="The job could not be queued; please try again.", detail=repr(error))
+        return
+    events.publish(job.id, {"type": "queued"})
+
+
+def job_transition(job_id, to: str, **changes) -> Job:
+    """Move a job to state `to` if the state machine allows it from its current state.
+
+    The conditional UPDATE is also the claim: of two workers handed the same job, only
+    one changes the row; the other gets InvalidTransition.
+    """
+    allowed_from = [state for state, targets in Job.TRANSITIONS.items() if to in targets]
+    stamp = Job.STATE_TIMESTAMPS.get(to)
+    if stamp:
+        changes[stamp] = timezone.now()
+    updated = Job.objects.filter(pk=job_id, state__in=allowed_from).update(state=to, **changes)
+    if updated != 1:
+        current = Job.objects.filter(pk=job_id).values_list("state", flat=True).first()
+        raise InvalidTransition(f"Job {job_id} cannot go from '{current}' to '{Job.State(to).value}'.")
+    return Job.objects.get(pk=job_id)
+
+
+def job_start(job_id, *, worker: str) -> Job:
+    job = job_transition(job_id, Job.State.RUNNING, worker=worker, attempts=F("attempts") + 1, progress_step=0)
+    events.publish(job.id, {"type": "started"})
+    return job
+
+
+def job_report_step(job: Job, *, step: int, eta_seconds: float | None) -> None:
+    # Stored so that a page reloaded mid-job resumes at the right step.
+    Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(progress_step=step)
+    events.publish(
+        job.id,
+        {
+            "type": "step",
+            "i": step,
+            "n": job.steps,
+            "eta_seconds": None if eta_seconds is None else round(eta_seconds, 1),
+        },
+    )
+
+
+def job_start_encoding(job: Job, *, inference_seconds: float) -> Job:
+    job = job_transition(job.pk, Job.State.ENCODING, inference_seconds=inference_seconds)
+    events.publish(job.id, {"type": "encoding"})
+    return job
+
+
+def job_succeed(job: Job, *, video: bytes, poster: bytes, encode_seconds: float) -> Job:
+    """Store the files, then mark the job succeeded. If the job was cancelled meanwhile,
+    the files are removed again so that no orphan video is left behind."""
+    storage = Job._meta.get_field("video").storage
+    video_name = storage.save(Job._meta.get_field("video").generate_filename(job, f"{job.id}.mp4"), ContentFile(video))
+    poster_name = storage.save(
+        Job._meta.get_field("poster").generate_filename(job, f"{job.id}.jpg"), ContentFile(poster)
+    )
+    try:
+        job = job_transition(
+            job.pk, Job.State.SUCCEEDED, video=video_name, poster=poster_name, encode_seconds=encode_seconds
+        )
+    except InvalidTransition:
+        storage.delete(video_name)
+        storage.delete(poster_name)
+        raise
+    events.publish(job.id, events.terminal_event(job))
+    return job
+
+
+def job_fail(job_id, *, reason: str, detail: str = "") -> Job | None:
+    """Fail a job that has not ended yet. Returns None if it already had."""
+    try:
+        job = job_transition(job_id, Job.State.FAILED, error_message=reason[:500], error_detail=detail)
+    except InvalidTransition:
+        return None
+    events.publish(job.id, events.terminal_event(job))
+    return job
+
+
+def jobs_recover_after_restart() -> tuple[int, int]:
+    """For the embedded mode only, where the broker lives in the server's memory: after a
+    restart, queued jobs are queued again and jobs that were mid-run are failed (their
+    worker died with the process). Returns (requeued, failed)."""
+    failed = 0
+    for job_id in Job.objects.filter(state__in=[Job.State.RUNNING, Job.State.ENCODING]).values_list("pk", flat=True):
+        if job_fail(job_id, reason="The server restarted while this video was being generated; please try again."):
+            failed += 1
+    queued = list(Job.objects.filter(state=Job.State.QUEUED))
+    for job in queued:
+        job_dispatch(job)
+    return len(queued), failed

@@ -1,0 +1,74 @@
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from accounts.selectors import active_team
+
+from . import catalog
+from .forms import JobForm
+from .selectors import job_for_team, jobs_for_team
+from .services import job_submit
+
+
+def _studio_context(request, form):
+    team = active_team(request.user, request.session)
+    return {"form": form, "team": team, "jobs": jobs_for_team(team), "models": catalog.available_models()}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def studio(request):
+    """The prompt form and the team's recent videos; a valid POST queues a job."""
+    if request.method == "POST":
+        form = JobForm(request.POST)
+        if form.is_valid():
+            team = active_team(request.user, request.session)
+            job = job_submit(team=team, user=request.user, params=form.params())
+            return redirect(job)
+        return render(request, "generation/studio.html", _studio_context(request, form), status=400)
+    return render(request, "generation/studio.html", _studio_context(request, JobForm()))
+
+
+@login_required
+@require_GET
+def job_detail(request, job_id):
+    job = job_for_team(active_team(request.user, request.session), job_id)
+    again = JobForm(
+        initial={
+            "prompt": job.prompt,
+            "negative_prompt": job.negative_prompt,
+            "model": job.model_name,
+            "width": job.width,
+            "height": job.height,
+            "num_frames": job.num_frames,
+            "fps": job.fps,
+            "steps": job.steps,
+            "guidance": job.guidance,
+        }
+    )
+    return render(request, "generation/job_detail.html", {"job": job, "form": again})
+
+
+def _job_file(request, job_id, field: str, content_type: str):
+    job = job_for_team(active_team(request.user, request.session), job_id)
+    file = getattr(job, field)
+    if job.state != job.State.SUCCEEDED or not file:
+        raise Http404("This video is not ready.")
+    download = request.GET.get("download") == "1"
+    filename = f"framecast-{job.id}.{'mp4' if field == 'video' else 'jpg'}"
+    response = FileResponse(file.open("rb"), content_type=content_type, as_attachment=download, filename=filename)
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+@require_GET
+def job_video(request, job_id):
+    return _job_file(request, job_id, "video", "video/mp4")
+
+
+@login_required
+@require_GET
+def job_poster(request, job_id):
+    return _job_file(request, job_id, "poster", "image/jpeg")

@@ -1,0 +1,219 @@
+"""Loads a diffusers text-to-video pipeline once per worker process and runs it.
+
+Worker-side only: this module imports torch at import time, so the web tier
+must never import it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import diffusers
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.utils import is_accelerate_available
+
+# Wan zero-pads prompt embeddings to this length and its cross-attention has no
+# mask, so the length changes the output: it must be the same at every call
+# (and the same the model was trained with; real Wan 2.1 uses 512). On the tiny
+# model 512 instead of 64 costs ~40 ms per 9x64x64x8-step clip with guidance
+# (0.095 s vs 0.054 s on 2 CPU cores): not worth a second code path.
+DEFAULT_MAX_SEQUENCE_LENGTH = 512
+
+_PipelineKey = tuple[str, str, str]
+_PIPELINES: dict[_PipelineKey, DiffusionPipeline] = {}
+_LOAD_LOCK = threading.Lock()
+
+OnStep = Callable[[int, int], None]
+ShouldStop = Callable[[], bool]
+
+
+class GenerationCancelled(Exception):
+    """Raised by generate_frames when should_stop() asked the run to stop."""
+
+    def __init__(self, steps_done: int, steps_total: int) -> None:
+        super().__init__(f"generation cancelled after {steps_done} of {steps_total} steps")
+        self.steps_done = steps_done
+        self.steps_total = steps_total
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+DtypeSpec = torch.dtype | dict[str, torch.dtype]
+
+
+def _default_dtype(device: str) -> DtypeSpec:
+    if device.startswith("cuda"):
+        # bf16 for speed/memory, but the Wan VAE is run in float32 as the
+        # diffusers Wan examples do (its decode is sensitive to low precision).
+        return {"default": torch.bfloat16, "vae": torch.float32}
+    return torch.float32  # CPU bf16 matmuls are slow and imprecise
+
+
+def _dtype_key(dtype: DtypeSpec) -> str:
+    if isinstance(dtype, dict):
+        return ",".join(f"{k}={v}" for k, v in sorted(dtype.items()))
+    return str(dtype)
+
+
+def _all_float32(dtype: DtypeSpec) -> bool:
+    values = dtype.values() if isinstance(dtype, dict) else [dtype]
+    return all(v == torch.float32 for v in values)
+
+
+@contextlib.contextmanager
+def _without_fp32_pinning(path: Path, dtype: DtypeSpec) -> Iterator[None]:
+    """Lets models that pin modules to fp32 load when `accelerate` is missing.
+
+    diffusers refuses to load a model class with `_keep_in_fp32_modules`
+    (WanTransformer3DModel has it) unless accelerate is installed. When every
+    component loads in float32 the pinning is a no-op, so it is switched off
+    for the duration of the load. Not needed (and not done) with accelerate.
+    """
+    if is_accelerate_available():
+        yield
+        return
+    index = json.loads((path / "model_index.json").read_text())
+    classes = [
+        getattr(diffusers, spec[1])
+        for spec in index.values()
+        if isinstance(spec, list) and len(spec) == 2 and spec[0] == "diffusers" and hasattr(diffusers, spec[1])
+    ]
+    pinned = [c for c in classes if getattr(c, "_keep_in_fp32_modules", None)]
+    if pinned and not _all_float32(dtype):
+        raise RuntimeError(
+            f"loading {', '.join(c.__name__ for c in pinned)} in {_dtype_key(dtype)} needs the "
+            "`accelerate` package; install it on GPU workers"
+        )
+    saved = {c: c.__dict__.get("_keep_in_fp32_modules") for c in pinned}
+    try:
+        for c in pinned:
+            c._keep_in_fp32_modules = None
+        yield
+    finally:
+        for c, value in saved.items():
+            c._keep_in_fp32_modules = value
+
+
+def load_pipeline(
+    path: str | Path, device: str | None = None, dtype: DtypeSpec | None = None
+) -> DiffusionPipeline:
+    """Loads the pipeline saved at the local directory `path` (cached per process).
+
+    device defaults to CUDA when available, else CPU; dtype defaults to bf16
+    (VAE float32) on CUDA and float32 on CPU. Never touches the network.
+    """
+    path = Path(path).resolve()
+    device = device or default_device()
+    dtype = dtype if dtype is not None else _default_dtype(device)
+    key = (str(path), device, _dtype_key(dtype))
+    with _LOAD_LOCK:  # a second thread must wait, not load a second copy
+        pipe = _PIPELINES.get(key)
+        if pipe is None:
+            if not (path / "model_index.json").is_file():
+                raise FileNotFoundError(f"no diffusers pipeline at {path} (model_index.json missing)")
+            with _without_fp32_pinning(path, dtype):
+                pipe = DiffusionPipeline.from_pretrained(path, local_files_only=True, dtype=dtype)
+            pipe.to(device)
+            pipe.set_progress_bar_config(disable=True)
+            _PIPELINES[key] = pipe
+    return pipe
+
+
+def clear_pipeline_cache() -> None:
+    """Forgets every loaded pipeline (tests, or to free GPU memory)."""
+    with _LOAD_LOCK:
+        _PIPELINES.clear()
+
+
+def _spatial_multiple(pipe: Any) -> int:
+    patch = pipe.transformer.config.patch_size
+    return int(pipe.vae_scale_factor_spatial * max(patch[1], patch[2]))
+
+
+def validate_request(pipe: Any, *, width: int, height: int, num_frames: int, steps: int) -> None:
+    """Raises ValueError for sizes the pipeline would otherwise silently round."""
+    multiple = _spatial_multiple(pipe)
+    temporal = int(pipe.vae_scale_factor_temporal)
+    if width < multiple or height < multiple or width % multiple or height % multiple:
+        raise ValueError(f"width and height must be positive multiples of {multiple}, got {width}x{height}")
+    if num_frames < 1 or (num_frames - 1) % temporal:
+        raise ValueError(f"num_frames must be {temporal}k+1 (1, {temporal + 1}, ...), got {num_frames}")
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+
+
+def to_uint8(video: np.ndarray) -> np.ndarray:
+    """Float frames in [0, 1] -> uint8, rounded and clipped."""
+    return np.clip(np.rint(video * 255.0), 0, 255).astype(np.uint8)
+
+
+def generate_frames(
+    pipe: Any,
+    *,
+    prompt: str,
+    negative_prompt: str,
+    seed: int,
+    width: int,
+    height: int,
+    num_frames: int,
+    steps: int,
+    guidance: float,
+    on_step: OnStep | None = None,
+    should_stop: ShouldStop | None = None,
+    max_sequence_length: int = DEFAULT_MAX_SEQUENCE_LENGTH,
+) -> np.ndarray:
+    """Generates a clip; returns uint8 frames of shape (num_frames, height, width, 3).
+
+    on_step(i, n) is called after each denoising step, i = 1..n. If should_stop()
+    returns True (checked after each on_step), the remaining steps are skipped
+    and GenerationCancelled is raised once the pipeline call returns.
+    """
+    validate_request(pipe, width=width, height=height, num_frames=num_frames, steps=steps)
+    done = 0
+    stopped = False
+
+    def callback(p: Any, step_index: int, timestep: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
+        nonlocal done, stopped
+        done = step_index + 1
+        if on_step is not None:
+            on_step(done, steps)
+        if should_stop is not None and should_stop():
+            stopped = True
+            # WanPipeline skips the remaining loop iterations once this is set;
+            # it still VAE-decodes the partial latents before returning.
+            p._interrupt = True
+        return callback_kwargs
+
+    # A generator on the pipeline's own device, so the same seed gives the same
+    # noise on every run on that kind of device (CPU and CUDA streams differ).
+    generator = torch.Generator(device=pipe.device).manual_seed(seed)
+    result = pipe(
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        height=height,
+        width=width,
+        num_frames=num_frames,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        generator=generator,
+        output_type="np",
+        callback_on_step_end=callback,
+        callback_on_step_end_tensor_inputs=[],  # we read nothing; skips a locals() lookup per step
+        max_sequence_length=max_sequence_length,
+    )
+    if stopped:
+        raise GenerationCancelled(done, steps)
+    frames = to_uint8(np.asarray(result.frames[0]))
+    expected = (num_frames, height, width, 3)
+    if frames.shape != expected:  # guards the contract the encoder and the DB rely on
+        raise RuntimeError(f"pipeline returned frames of shape {frames.shape}, expected {expected}")
+    return frames

@@ -1,0 +1,78 @@
+"""One generation, start to finish, on a GPU worker: claim → denoise → encode → store.
+
+Each step reports through generation.services, which owns the job's state and its
+events; this module owns only the work.
+"""
+
+import logging
+import time
+
+from generation import catalog, services
+from generation.models import Job
+
+from . import encode, pipeline
+
+logger = logging.getLogger(__name__)
+
+
+def run_job(job_id: str, *, worker: str) -> None:
+    try:
+        job = services.job_start(job_id, worker=worker)
+    except services.InvalidTransition:
+        # Already claimed (a redelivered message), finished or cancelled: nothing to do.
+        logger.info("Job %s was not claimable; skipping", job_id)
+        return
+    try:
+        _generate(job)
+    except services.InvalidTransition:
+        logger.info("Job %s changed state under us (cancelled?); dropping its result", job_id)
+    except Exception as error:  # noqa: BLE001 - any failure must end the job, never leave it running
+        logger.exception("Job %s failed", job_id)
+        services.job_fail(job_id, reason=_user_reason(error), detail=repr(error))
+
+
+def _generate(job: Job) -> None:
+    spec = catalog.get_model(job.model_name)
+    if spec is None:
+        raise ModelUnavailable(f"Model {job.model_name!r} is not configured on this worker.")
+    weights = spec.weights_path()
+    if not (weights / "model_index.json").exists():
+        raise ModelUnavailable(
+            f"Weights for {job.model_name} are missing at {weights}; run `python manage.py prepare_models`."
+        )
+    pipe = pipeline.load_pipeline(weights)
+
+    started = time.monotonic()
+
+    def on_step(i: int, n: int) -> None:
+        elapsed = time.monotonic() - started
+        services.job_report_step(job, step=i, eta_seconds=elapsed / i * (n - i))
+
+    frames = pipeline.generate_frames(
+        pipe,
+        prompt=job.prompt,
+        negative_prompt=job.negative_prompt,
+        seed=job.seed,
+        width=job.width,
+        height=job.height,
+        num_frames=job.num_frames,
+        steps=job.steps,
+        guidance=job.guidance,
+        on_step=on_step,
+    )
+    job = services.job_start_encoding(job, inference_seconds=time.monotonic() - started)
+
+    encode_started = time.monotonic()
+    video = encode.encode_mp4(frames, fps=job.fps)
+    poster = encode.poster_jpeg(frames)
+    services.job_succeed(job, video=video, poster=poster, encode_seconds=time.monotonic() - encode_started)
+
+
+class ModelUnavailable(Exception):
+    pass
+
+
+def _user_reason(error: Exception) -> str:
+    if isinstance(error, ModelUnavailable):
+        return "This model is not available right now."
+    return "The video could not be generated because of an internal error. Please try again."
