@@ -19,6 +19,7 @@ install: $(VENV)/.installed
 # same process: SQLite, in-memory broker and channel layer, CPU, the tiny model.
 run: install
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py prepare_models
 	$(PY) manage.py serve --host $(HOST) --port $(PORT)
 

@@ -124,7 +124,10 @@ def asgi_server(transactional_db):
 
     from config.asgi import application
 
-    config = uvicorn.Config(application, host="127.0.0.1", port=0, ws="websockets", lifespan="off", log_level="warning")
+    config = uvicorn.Config(
+        application, host="127.0.0.1", port=0, ws="websockets-sansio", lifespan="off", log_level="warning",
+        timeout_graceful_shutdown=2,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

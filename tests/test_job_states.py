@@ -77,21 +77,40 @@ def test_database_refuses_an_unknown_state(alice):
         make_job(alice, state="exploded")
 
 
-def test_dispatch_failure_fails_the_job_instead_of_leaving_it_queued(alice, settings):
-    from config.celery_app import app
+@pytest.mark.services
+def test_dispatch_failure_fails_the_job_instead_of_leaving_it_queued(transactional_db, alice):
+    """Submitted from a web process whose broker is unreachable: the job ends `failed`
+    with a message, rather than waiting in `queued` for a worker that will never see it."""
+    import subprocess
+    import sys
+    import textwrap
 
-    job = make_job(alice)
-    original = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-    app.conf.broker_connection_retry = False
-    app.conf.broker_transport_options = {"max_retries": 0}
-    try:
-        app.pool.force_close_all()
-        app._pool = None
-        services.job_dispatch(job)
-    finally:
-        app.conf.broker_url = original
-        app._pool = None
-    job.refresh_from_db()
+    from django.db import connection
+
+    from .conftest import REPO, _database_url
+
+    script = textwrap.dedent(
+        f"""
+        import django
+        django.setup()
+        from accounts.models import User
+        from generation.services import JobParams, job_submit
+        alice = User.objects.get(email="alice@example.com")
+        params = JobParams(prompt="p", negative_prompt="", model_name="framecast-tiny", seed=1, width=64,
+                           height=64, num_frames=9, fps=8, steps=4, guidance=5.0)
+        job_submit(team=alice.personal_team, user=alice, params=params)
+        """
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": _database_url(connection.settings_dict),
+        "CELERY_BROKER_URL": "redis://127.0.0.1:1/0",  # nothing listens on port 1
+        "SECRET_KEY": "test",
+    }
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    job = Job.objects.get()
     assert job.state == S.FAILED
-    assert "could not be queued" in job.error_message
+    assert job.error_message == "The job could not be queued; please try again."
+    assert "Error" in job.error_detail

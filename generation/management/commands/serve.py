@@ -33,7 +33,7 @@ class Command(BaseCommand):
             self._start_embedded_worker(recover=embedded)
         self.stdout.write(self.style.SUCCESS(f"Framecast is running at http://{host}:{port}/"), ending="\n")
         self.stdout.flush()
-        uvicorn.run("config.asgi:application", host=host, port=port, ws="websockets", lifespan="off", log_level="info")
+        uvicorn.run("config.asgi:application", host=host, port=port, ws="websockets-sansio", lifespan="off", log_level="info")
 
     def _start_embedded_worker(self, *, recover: bool) -> None:
         from celery.worker import WorkController
