@@ -6,18 +6,20 @@ must never import it.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import diffusers
 import numpy as np
 import torch
+import transformers
 from diffusers import DiffusionPipeline
-from diffusers.utils import is_accelerate_available
+from diffusers.utils import logging as diffusers_logging
+
+# Loading bars are noise in worker logs; progress is reported per job instead.
+diffusers_logging.disable_progress_bar()
+transformers.utils.logging.disable_progress_bar()
 
 # Wan zero-pads prompt embeddings to this length and its cross-attention has no
 # mask, so the length changes the output: it must be the same at every call
@@ -64,45 +66,6 @@ def _dtype_key(dtype: DtypeSpec) -> str:
     return str(dtype)
 
 
-def _all_float32(dtype: DtypeSpec) -> bool:
-    values = dtype.values() if isinstance(dtype, dict) else [dtype]
-    return all(v == torch.float32 for v in values)
-
-
-@contextlib.contextmanager
-def _without_fp32_pinning(path: Path, dtype: DtypeSpec) -> Iterator[None]:
-    """Lets models that pin modules to fp32 load when `accelerate` is missing.
-
-    diffusers refuses to load a model class with `_keep_in_fp32_modules`
-    (WanTransformer3DModel has it) unless accelerate is installed. When every
-    component loads in float32 the pinning is a no-op, so it is switched off
-    for the duration of the load. Not needed (and not done) with accelerate.
-    """
-    if is_accelerate_available():
-        yield
-        return
-    index = json.loads((path / "model_index.json").read_text())
-    classes = [
-        getattr(diffusers, spec[1])
-        for spec in index.values()
-        if isinstance(spec, list) and len(spec) == 2 and spec[0] == "diffusers" and hasattr(diffusers, spec[1])
-    ]
-    pinned = [c for c in classes if getattr(c, "_keep_in_fp32_modules", None)]
-    if pinned and not _all_float32(dtype):
-        raise RuntimeError(
-            f"loading {', '.join(c.__name__ for c in pinned)} in {_dtype_key(dtype)} needs the "
-            "`accelerate` package; install it on GPU workers"
-        )
-    saved = {c: c.__dict__.get("_keep_in_fp32_modules") for c in pinned}
-    try:
-        for c in pinned:
-            c._keep_in_fp32_modules = None
-        yield
-    finally:
-        for c, value in saved.items():
-            c._keep_in_fp32_modules = value
-
-
 def load_pipeline(
     path: str | Path, device: str | None = None, dtype: DtypeSpec | None = None
 ) -> DiffusionPipeline:
@@ -120,8 +83,7 @@ def load_pipeline(
         if pipe is None:
             if not (path / "model_index.json").is_file():
                 raise FileNotFoundError(f"no diffusers pipeline at {path} (model_index.json missing)")
-            with _without_fp32_pinning(path, dtype):
-                pipe = DiffusionPipeline.from_pretrained(path, local_files_only=True, dtype=dtype)
+            pipe = DiffusionPipeline.from_pretrained(path, local_files_only=True, dtype=dtype)
             pipe.to(device)
             pipe.set_progress_bar_config(disable=True)
             _PIPELINES[key] = pipe
@@ -174,23 +136,18 @@ def generate_frames(
     """Generates a clip; returns uint8 frames of shape (num_frames, height, width, 3).
 
     on_step(i, n) is called after each denoising step, i = 1..n. If should_stop()
-    returns True (checked after each on_step), the remaining steps are skipped
-    and GenerationCancelled is raised once the pipeline call returns.
+    returns True (checked after each on_step), GenerationCancelled is raised at once.
     """
     validate_request(pipe, width=width, height=height, num_frames=num_frames, steps=steps)
-    done = 0
-    stopped = False
 
     def callback(p: Any, step_index: int, timestep: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
-        nonlocal done, stopped
         done = step_index + 1
         if on_step is not None:
             on_step(done, steps)
         if should_stop is not None and should_stop():
-            stopped = True
-            # WanPipeline skips the remaining loop iterations once this is set;
-            # it still VAE-decodes the partial latents before returning.
-            p._interrupt = True
+            # Raised from inside the loop rather than setting `p._interrupt`: diffusers
+            # would still VAE-decode the partial latents, seconds of GPU time on real models.
+            raise GenerationCancelled(done, steps)
         return callback_kwargs
 
     # A generator on the pipeline's own device, so the same seed gives the same
@@ -210,8 +167,6 @@ def generate_frames(
         callback_on_step_end_tensor_inputs=[],  # we read nothing; skips a locals() lookup per step
         max_sequence_length=max_sequence_length,
     )
-    if stopped:
-        raise GenerationCancelled(done, steps)
     frames = to_uint8(np.asarray(result.frames[0]))
     expected = (num_frames, height, width, 3)
     if frames.shape != expected:  # guards the contract the encoder and the DB rely on
