@@ -1,19 +1,37 @@
-"""Which team a request acts as: one funnel for the HTML views and the websocket consumer."""
+"""Which team a request acts as: one funnel for the HTML views, the API and the websocket
+consumer. Every team-owned object is reached through the team this returns."""
 
-from .models import Team, User
+from .models import Membership, Team, User
 
 ACTIVE_TEAM_SESSION_KEY = "active_team_id"
 
 
-def active_team(user: User, session) -> Team | None:
-    """The team the user is working in: the one chosen in the session if they still belong
-    to it, otherwise their personal team. None for anonymous users."""
+def active_membership(user: User, session) -> Membership | None:
+    """The user's membership in the team they are working in: the one chosen in the session
+    if they still belong to it, otherwise their personal team. None for anonymous users.
+    Read on every request, so a role change or a removal takes effect at once."""
     if not user.is_authenticated:
         return None
-    teams = Team.objects.filter(memberships__user=user)
+    memberships = Membership.objects.filter(user=user).select_related("team")
     chosen = session.get(ACTIVE_TEAM_SESSION_KEY) if session is not None else None
     if chosen is not None:
-        team = teams.filter(pk=chosen).first()
-        if team is not None:
-            return team
-    return teams.filter(personal_owner=user).first() or teams.order_by("pk").first()
+        membership = memberships.filter(team_id=chosen).first()
+        if membership is not None:
+            return membership
+    return memberships.filter(team__personal_owner=user).first() or memberships.order_by("pk").first()
+
+
+def active_team(user: User, session) -> Team | None:
+    membership = active_membership(user, session)
+    return membership.team if membership else None
+
+
+def teams_for_user(user: User):
+    return Team.objects.filter(memberships__user=user).order_by("personal_owner", "name")
+
+
+def request_membership(request) -> Membership | None:
+    """`active_membership` for this request, looked up once per request."""
+    if not hasattr(request, "_framecast_membership"):
+        request._framecast_membership = active_membership(request.user, getattr(request, "session", None))
+    return request._framecast_membership

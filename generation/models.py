@@ -45,6 +45,11 @@ class Job(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="jobs"
     )
 
+    # Set for jobs submitted through the REST API: usage is metered per key.
+    api_key = models.ForeignKey(
+        "accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+
     prompt = models.TextField()
     negative_prompt = models.TextField(blank=True, default="")
     seed = models.BigIntegerField()
