@@ -1,7 +1,9 @@
 from django import forms
 from django.contrib.auth import password_validation
+from django.contrib.auth.forms import AuthenticationForm
 
-from .models import User
+from .hygiene import login_failure_record, login_lockout_seconds_left, login_success_record
+from .models import Membership, User
 
 
 class SignupForm(forms.Form):
@@ -23,3 +25,31 @@ class SignupForm(forms.Form):
             except forms.ValidationError as error:
                 self.add_error("password", error)
         return cleaned
+
+
+class ThrottledAuthenticationForm(AuthenticationForm):
+    """The log-in form, refusing without checking the password while the address or the
+    client is locked out after too many failures."""
+
+    def clean(self):
+        email = self.cleaned_data.get("username") or ""
+        ip = self.request.META.get("REMOTE_ADDR") if self.request else None
+        seconds = login_lockout_seconds_left(email=email, ip=ip)
+        if seconds:
+            minutes = -(-seconds // 60)
+            raise forms.ValidationError(
+                f"Too many failed log-in attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+                code="throttled",
+            )
+        try:
+            cleaned = super().clean()
+        except forms.ValidationError:
+            login_failure_record(email=email, ip=ip)
+            raise
+        login_success_record(email=email)
+        return cleaned
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(max_length=254)
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER)

@@ -4,11 +4,12 @@ Views, API endpoints and services ask `require(membership, Perm.X)`; nothing els
 `Membership.role` to decide access.
 """
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 from django.core.exceptions import PermissionDenied
 
-from .models import Membership
+from .models import ApiKey, Membership, Team, User
 
 
 class Perm(StrEnum):
@@ -40,15 +41,50 @@ PERM_DESCRIPTIONS: dict[Perm, str] = {
 }
 
 
-def has_perm(membership: Membership | None, perm: Perm) -> bool:
-    return membership is not None and perm in ROLE_PERMISSIONS.get(membership.role, frozenset())
+# An API key acts for its team with these permissions, whatever its maker's role.
+API_KEY_PERMISSIONS: frozenset[Perm] = frozenset({Perm.GENERATE, Perm.VIEW})
 
 
-def require(membership: Membership | None, perm: Perm) -> None:
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting on a team: a member through the browser, or an API key."""
+
+    team: Team
+    user: User | None
+    membership: Membership | None = None
+    api_key: ApiKey | None = None
+
+    @property
+    def permissions(self) -> frozenset[Perm]:
+        if self.api_key is not None:
+            return API_KEY_PERMISSIONS
+        if self.membership is not None:
+            return ROLE_PERMISSIONS.get(self.membership.role, frozenset())
+        return frozenset()
+
+    @property
+    def description(self) -> str:
+        if self.api_key is not None:
+            return "API key"
+        return f"role ({self.membership.get_role_display().lower()})" if self.membership else "role (non-member)"
+
+
+def has_perm(who: "Membership | Actor | None", perm: Perm) -> bool:
+    if who is None:
+        return False
+    if isinstance(who, Membership):
+        who = Actor(team=who.team, user=who.user, membership=who)
+    return perm in who.permissions
+
+
+def require(who: "Membership | Actor | None", perm: Perm) -> None:
     """Raise PermissionDenied (403) naming what the role may not do."""
-    if not has_perm(membership, perm):
-        role = membership.get_role_display().lower() if membership else "non-member"
-        raise PermissionDenied(f"Your role ({role}) may not {PERM_DESCRIPTIONS[perm]}.")
+    if not has_perm(who, perm):
+        if isinstance(who, Actor):
+            description = who.description
+        else:
+            description = f"role ({who.get_role_display().lower()})" if who else "role (non-member)"
+        raise PermissionDenied(f"Your {description} may not {PERM_DESCRIPTIONS[perm]}.")
 
 
 def roles_assignable_by(membership: Membership | None) -> list[str]:

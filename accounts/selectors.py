@@ -1,7 +1,8 @@
 """Which team a request acts as: one funnel for the HTML views, the API and the websocket
 consumer. Every team-owned object is reached through the team this returns."""
 
-from .models import Membership, Team, User
+from .models import ApiKey, Membership, Team, User
+from .permissions import Actor
 
 ACTIVE_TEAM_SESSION_KEY = "active_team_id"
 
@@ -35,3 +36,15 @@ def request_membership(request) -> Membership | None:
     if not hasattr(request, "_framecast_membership"):
         request._framecast_membership = active_membership(request.user, getattr(request, "session", None))
     return request._framecast_membership
+
+
+def request_actor(request) -> Actor | None:
+    """Who acts in this request: an API key (DRF sets `request.auth`) for its team, or the
+    signed-in user in their active team. None if neither."""
+    key = getattr(request, "auth", None)
+    if isinstance(key, ApiKey):
+        return Actor(team=key.team, user=key.created_by, api_key=key)
+    membership = request_membership(request)
+    if membership is None:
+        return None
+    return Actor(team=membership.team, user=membership.user, membership=membership)

@@ -1,18 +1,68 @@
+from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.forms.forms import NON_FIELD_ERRORS
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .forms import SignupForm
+from .forms import SignupForm, ThrottledAuthenticationForm
+from .hygiene import VerificationRefused, email_verification_send, email_verify
 from .services import user_signup
+
+
+def _safe_next(request) -> str | None:
+    """The `next` URL (from the form or the query) if it stays on this site."""
+    url = request.POST.get("next") or request.GET.get("next")
+    if url and url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return url
+    return None
 
 
 @require_http_methods(["GET", "POST"])
 def signup(request):
     if request.user.is_authenticated:
-        return redirect("generation:studio")
-    form = SignupForm(request.POST or None)
+        return redirect(_safe_next(request) or "generation:studio")
+    form = SignupForm(request.POST or None, initial={"email": request.GET.get("email", "")})
     if request.method == "POST" and form.is_valid():
         user = user_signup(email=form.cleaned_data["email"], password=form.cleaned_data["password"])
+        email_verification_send(user=user, base_url=request.build_absolute_uri("/"))
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return redirect("generation:studio")
-    return render(request, "accounts/signup.html", {"form": form}, status=400 if form.errors else 200)
+        return redirect(_safe_next(request) or "generation:studio")
+    context = {"form": form, "next": _safe_next(request) or ""}
+    return render(request, "accounts/signup.html", context, status=400 if form.errors else 200)
+
+
+class LoginView(auth_views.LoginView):
+    """Django's log-in, throttled per address and per client (see accounts.hygiene)."""
+
+    form_class = ThrottledAuthenticationForm
+    template_name = "accounts/login.html"
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if form.has_error(NON_FIELD_ERRORS, "throttled"):
+            response.status_code = 429
+        return response
+
+
+@require_GET
+def verify_email(request, token: str):
+    try:
+        user = email_verify(token=token)
+    except VerificationRefused as refusal:
+        return render(request, "accounts/verify_email.html", {"refusal": refusal.message}, status=refusal.status)
+    messages.success(request, f"Thank you: {user.email} is verified.")
+    return redirect("generation:studio")
+
+
+@login_required
+@require_POST
+def verify_email_resend(request):
+    if request.user.email_verified:
+        messages.info(request, "Your email address is verified already.")
+    else:
+        email_verification_send(user=request.user, base_url=request.build_absolute_uri("/"))
+        messages.success(request, f"We sent a new verification link to {request.user.email}.")
+    return redirect(_safe_next(request) or "generation:studio")

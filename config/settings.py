@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "rest_framework",
     "accounts",
     "generation",
     "gpu_workers",
@@ -173,6 +174,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # of a job already claimed does nothing.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 6 * 3600)}
 
+# Login throttling and rate limits count in the cache, so it must be shared by every web
+# process: Redis when configured; the embedded mode is a single process.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -191,6 +199,33 @@ FRAMECAST_MODELS_DIR = Path(os.environ.get("FRAMECAST_MODELS_DIR", DATA_DIR / "m
 FRAMECAST_DEFAULT_MODEL = os.environ.get("FRAMECAST_DEFAULT_MODEL", "framecast-tiny")
 # Local path of a Wan 2.1 T2V 1.3B checkpoint in diffusers format. Unset: not offered.
 WAN21_T2V_1_3B_PATH = os.environ.get("WAN21_T2V_1_3B_PATH", "")
+
+# --- REST API ---------------------------------------------------------------
+# https://www.django-rest-framework.org/api-guide/settings/
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.authentication.IsTeamActor"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "rest_framework.parsers.FormParser"],
+    "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
+}
+
+# --- Email and account hygiene ----------------------------------------------
+# Console by default: `make run` prints invitation and password-reset mails to its terminal.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Framecast <noreply@framecast.localhost>")
+INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)
+EMAIL_VERIFICATION_TTL_DAYS = env_int("EMAIL_VERIFICATION_TTL_DAYS", 3)
+LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60)
 
 # --- Security in production -------------------------------------------------
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)

@@ -37,7 +37,7 @@ class JobParams:
     guidance: float
 
 
-def job_submit(*, team, user, params: JobParams, pool: str | None = None) -> Job:
+def job_submit(*, team, user, params: JobParams, api_key=None, pool: str | None = None) -> Job:
     """Record a validated request and queue it for a GPU worker once the row is committed."""
     from django.conf import settings
 
@@ -45,6 +45,7 @@ def job_submit(*, team, user, params: JobParams, pool: str | None = None) -> Job
         job = Job.objects.create(
             team=team,
             created_by=user,
+            api_key=api_key,
             prompt=params.prompt,
             negative_prompt=params.negative_prompt,
             model_name=params.model_name,
@@ -159,3 +160,16 @@ def jobs_recover_after_restart() -> tuple[int, int]:
     for job in queued:
         job_dispatch(job)
     return len(queued), failed
+
+
+def jobs_delete_files(jobs) -> None:
+    """Delete the stored files of `jobs` once the surrounding transaction commits (a rolled
+    back deletion must not lose videos)."""
+    names = [name for job in jobs for name in (job.video.name, job.poster.name) if name]
+    storage = Job._meta.get_field("video").storage
+
+    def delete() -> None:
+        for name in names:
+            storage.delete(name)
+
+    transaction.on_commit(delete)

@@ -3,7 +3,8 @@ from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts.selectors import active_team
+from accounts.permissions import Perm, require
+from accounts.selectors import request_membership
 
 from . import catalog
 from .forms import JobForm
@@ -11,8 +12,15 @@ from .selectors import job_for_team, jobs_for_team
 from .services import job_submit
 
 
+def _team(request, perm: Perm):
+    """The active team, if the user's role there allows `perm` (else 403)."""
+    membership = request_membership(request)
+    require(membership, perm)
+    return membership.team
+
+
 def _studio_context(request, form):
-    team = active_team(request.user, request.session)
+    team = _team(request, Perm.VIEW)
     return {"form": form, "team": team, "jobs": jobs_for_team(team), "models": catalog.available_models()}
 
 
@@ -22,8 +30,8 @@ def studio(request):
     """The prompt form and the team's recent videos; a valid POST queues a job."""
     if request.method == "POST":
         form = JobForm(request.POST)
+        team = _team(request, Perm.GENERATE)
         if form.is_valid():
-            team = active_team(request.user, request.session)
             job = job_submit(team=team, user=request.user, params=form.params())
             return redirect(job)
         return render(request, "generation/studio.html", _studio_context(request, form), status=400)
@@ -33,7 +41,7 @@ def studio(request):
 @login_required
 @require_GET
 def job_detail(request, job_id):
-    job = job_for_team(active_team(request.user, request.session), job_id)
+    job = job_for_team(_team(request, Perm.VIEW), job_id)
     again = JobForm(
         initial={
             "prompt": job.prompt,
@@ -51,7 +59,7 @@ def job_detail(request, job_id):
 
 
 def _job_file(request, job_id, field: str, content_type: str):
-    job = job_for_team(active_team(request.user, request.session), job_id)
+    job = job_for_team(_team(request, Perm.VIEW), job_id)
     file = getattr(job, field)
     if job.state != job.State.SUCCEEDED or not file:
         raise Http404("This video is not ready.")

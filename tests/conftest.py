@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import connection
 from django.test import Client, override_settings
 
+from accounts.selectors import ACTIVE_TEAM_SESSION_KEY
 from accounts.services import user_signup
 
 REPO = Path(__file__).resolve().parent.parent
@@ -88,10 +89,38 @@ def charlie(db):
     return user_signup(email="charlie@example.com", password="correct horse battery")
 
 
-def client_for(user) -> Client:
+def client_for(user, team=None) -> Client:
+    """A browser signed in as `user`, working in `team` (default: their personal team)."""
     client = Client()
     client.force_login(user)
+    if team is not None:
+        session = client.session
+        session[ACTIVE_TEAM_SESSION_KEY] = team.pk
+        session.save()
     return client
+
+
+def page_text(response) -> str:
+    """The response body as a person reads it (HTML entities decoded)."""
+    import html
+
+    return html.unescape(response.content.decode())
+
+
+@pytest.fixture
+def bob(db):
+    return user_signup(email="bob@example.com", password="correct horse battery")
+
+
+@pytest.fixture
+def acme(alice, bob):
+    """Alice's company team: Alice is the owner, Bob a member."""
+    from accounts.models import Membership
+    from accounts.teams import team_create
+
+    team = team_create(user=alice, name="Acme")
+    Membership.objects.create(team=team, user=bob, role=Membership.Role.MEMBER)
+    return team
 
 
 @pytest.fixture

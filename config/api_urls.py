@@ -1,0 +1,11 @@
+from django.urls import path
+
+from generation import api
+
+app_name = "api"
+
+urlpatterns = [
+    path("videos", api.VideoListCreate.as_view(), name="videos"),
+    path("videos/<uuid:job_id>", api.VideoDetail.as_view(), name="video"),
+    path("videos/<uuid:job_id>/content", api.VideoContent.as_view(), name="video_content"),
+]

@@ -1,0 +1,157 @@
+"""The tenant-isolation matrix: every URL that takes an object id, for every kind of caller.
+
+Routes are enumerated from the URLconf, so a route added later without an entry here
+fails `test_every_route_with_an_id_is_in_the_matrix` until someone states who may use it.
+For each route: an outsider (Charlie, and Charlie's API key on API routes) gets 404, never
+the object and never a 403 that confirms it exists; a member without the role gets 403;
+the owner gets through.
+"""
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+from django.core.files.base import ContentFile
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
+
+from accounts.api_keys import apikey_create
+from accounts.models import Invitation, Membership
+from accounts.permissions import ROLE_PERMISSIONS, Perm
+from accounts.services import user_signup
+from generation.models import Job
+
+from .conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+# Routes whose parameter is a signed token, not an object id; each has its own tests.
+TOKEN_ROUTES = {
+    "accounts:invitation": "tests/test_invitations.py",
+    "accounts:verify_email": "tests/test_account_hygiene.py",
+    "accounts:password_reset_confirm": "tests/test_account_hygiene.py",
+}
+
+
+@dataclass
+class Route:
+    method: str
+    make: str  # the world's object whose id the route takes
+    perm: Perm = Perm.VIEW  # what the caller's role needs
+    data: dict = field(default_factory=dict)
+    api: bool = False
+    owner_status: int = 200
+
+
+MATRIX = {
+    "generation:job_detail": Route("GET", "job"),
+    "generation:job_video": Route("GET", "finished_job"),
+    "generation:job_poster": Route("GET", "finished_job"),
+    "api:video": Route("GET", "job", api=True),
+    "api:video_content": Route("GET", "finished_job", api=True),
+    "teams:switch": Route("POST", "team", owner_status=302),
+    "teams:member_role": Route("POST", "dave_membership", Perm.MANAGE_MEMBERS, {"role": "admin"}, owner_status=302),
+    "teams:member_remove": Route("POST", "dave_membership", Perm.MANAGE_MEMBERS, owner_status=302),
+    "teams:key_revoke": Route("POST", "key", Perm.MANAGE_KEYS, owner_status=302),
+    "invitations:revoke": Route("POST", "invitation", Perm.MANAGE_MEMBERS, owner_status=302),
+}
+
+
+def routes_with_parameters(resolver=None, prefix="", namespace=""):
+    resolver = resolver or get_resolver()
+    for entry in resolver.url_patterns:
+        if isinstance(entry, URLResolver):
+            inner = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
+            yield from routes_with_parameters(entry, prefix + str(entry.pattern), inner)
+        elif isinstance(entry, URLPattern) and entry.pattern.converters:
+            yield f"{namespace}{entry.name}", prefix + str(entry.pattern)
+
+
+def test_every_route_with_an_id_is_in_the_matrix():
+    unlisted = [
+        (name, pattern)
+        for name, pattern in routes_with_parameters()
+        if name not in MATRIX and name not in TOKEN_ROUTES and not name.startswith("admin:")
+    ]
+    assert unlisted == [], "Add these routes to the isolation matrix (who may use them?)"
+    assert set(MATRIX) <= {name for name, _ in routes_with_parameters()}, "stale matrix entries"
+
+
+@pytest.fixture
+def world(alice, bob, charlie, acme):
+    """Acme (Alice owner, Bob member, Dave member) and Charlie outside it."""
+    dave = user_signup(email="dave@example.com", password="correct horse battery")
+    dave_membership = Membership.objects.create(team=acme, user=dave, role=Membership.Role.MEMBER)
+    alice_membership = Membership.objects.get(team=acme, user=alice)
+    common = dict(
+        team=acme, created_by=alice, prompt="acme launch", seed=1, width=64, height=64, num_frames=9, fps=8,
+        steps=4, guidance=5.0, model_name="framecast-tiny", pool="default",
+    )
+    finished = Job(**common)
+    finished.video.save("acme.mp4", ContentFile(b"mp4"), save=False)
+    finished.poster.save("acme.jpg", ContentFile(b"jpg"), save=False)
+    finished.state = Job.State.SUCCEEDED
+    finished.save()
+    key, _ = apikey_create(membership=alice_membership, name="acme ci")
+    _, charlie_secret = apikey_create(membership=Membership.objects.get(user=charlie), name="charlie ci")
+    return {
+        "objects": {
+            "job": Job.objects.create(**common),
+            "finished_job": finished,
+            "team": acme,
+            "dave_membership": dave_membership,
+            "key": key,
+            "invitation": Invitation.objects.create(
+                team=acme, email="erin@example.com", invited_by=alice, expires_at=timezone.now() + timedelta(days=1)
+            ),
+        },
+        "alice": client_for(alice, acme),
+        "bob": client_for(bob, acme),
+        "charlie": client_for(charlie),
+        "charlie_key": charlie_secret,
+    }
+
+
+def call(client, route: Route, name: str, obj, **headers):
+    url = reverse(name, args=[obj.pk])
+    if route.method == "GET":
+        return client.get(url, **headers)
+    return client.post(url, route.data, **headers)
+
+
+@pytest.mark.parametrize("name", sorted(MATRIX))
+def test_outsiders_get_404_members_without_the_role_403_and_owners_through(world, name, client):
+    route = MATRIX[name]
+    obj = world["objects"][route.make]
+
+    assert call(world["charlie"], route, name, obj).status_code == 404, "Charlie (another team)"
+    if route.api:
+        charlie_key = call(client, route, name, obj, HTTP_AUTHORIZATION=f"Bearer {world['charlie_key']}")
+        assert charlie_key.status_code == 404, "Charlie's API key"
+        assert charlie_key.json()["error"]["type"] == "not_found"
+
+    bob_may = route.perm in ROLE_PERMISSIONS[Membership.Role.MEMBER]
+    bob_status = call(world["bob"], route, name, obj).status_code
+    if bob_may:
+        assert bob_status == route.owner_status, "Bob (member) may use this route"
+    else:
+        assert bob_status == 403, "Bob (member) lacks the role"
+
+    assert call(world["alice"], route, name, obj).status_code == route.owner_status, "Alice (owner)"
+
+
+def test_anonymous_visitors_get_nothing(world, client):
+    for name, route in MATRIX.items():
+        response = call(client, route, name, world["objects"][route.make])
+        expected = {401} if route.api else {302}
+        assert response.status_code in expected, name
+        if not route.api:
+            assert response["Location"].startswith("/accounts/login/")
+
+
+def test_every_websocket_route_is_covered():
+    """Websocket routes live outside the URLconf; each must have an isolation test."""
+    from generation.routing import websocket_urlpatterns
+
+    covered = {"ws/jobs/<uuid:job_id>/": "tests/test_tenant_isolation.py::test_websocket_is_for_the_jobs_team_only"}
+    assert {str(pattern.pattern) for pattern in websocket_urlpatterns} == set(covered)
