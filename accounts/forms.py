@@ -1,3 +1,5 @@
+import math
+
 from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
@@ -33,10 +35,12 @@ class ThrottledAuthenticationForm(AuthenticationForm):
 
     def clean(self):
         email = self.cleaned_data.get("username") or ""
+        # Behind a reverse proxy, uvicorn must trust its X-Forwarded-For (FORWARDED_ALLOW_IPS),
+        # or every client shares the proxy's address and its per-IP limit.
         ip = self.request.META.get("REMOTE_ADDR") if self.request else None
         seconds = login_lockout_seconds_left(email=email, ip=ip)
         if seconds:
-            minutes = -(-seconds // 60)
+            minutes = math.ceil(seconds / 60)
             raise forms.ValidationError(
                 f"Too many failed log-in attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
                 code="throttled",

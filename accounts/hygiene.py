@@ -62,7 +62,8 @@ def email_verify(*, token: str) -> User:
             status=410,
         ) from None
     except signing.BadSignature:
-        raise VerificationRefused("This verification link is not valid. Check that you copied all of it.", status=400) from None
+        message = "This verification link is not valid. Check that you copied all of it."
+        raise VerificationRefused(message, status=400) from None
     user = User.objects.filter(pk=payload["user"], email=payload["email"]).first()
     if user is None:
         raise VerificationRefused("This verification link is for an address this account no longer has.", status=400)
@@ -73,7 +74,9 @@ def email_verify(*, token: str) -> User:
 
 def email_verified_required_message(user: User) -> str | None:
     """What to tell a user who may not do something (buy credits) until they verify; None if verified."""
-    return None if user.email_verified else "Verify your email address first: we sent you a link (you can ask for a new one)."
+    if user.email_verified:
+        return None
+    return "Verify your email address first: we mailed you a link, and you can ask for a new one."
 
 
 # --- Log-in throttling --------------------------------------------------------

@@ -12,7 +12,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from .forms import InvitationForm
-from .invitations import InvitationRefused, invitation_accept, invitation_create, invitation_for_token, invitation_revoke
+from .invitations import (
+    InvitationRefused,
+    invitation_accept,
+    invitation_create,
+    invitation_for_token,
+    invitation_revoke,
+)
 from .selectors import ACTIVE_TEAM_SESSION_KEY, request_membership
 
 

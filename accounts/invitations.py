@@ -99,14 +99,19 @@ def invitation_create(
     return invitation
 
 
-def invitation_for_token(token: str, *, user: User | None = None) -> Invitation:
-    """The invitation behind `token` if it can be accepted (by `user`, when given), else
-    InvitationRefused saying why."""
+def _invitation_from_token(token: str, *, for_update: bool = False) -> Invitation:
     try:
         invitation_id = signing.loads(token, salt=TOKEN_SALT)
-        invitation = Invitation.objects.select_related("team", "invited_by").get(pk=invitation_id)
+        invitations = Invitation.objects.select_related("team", "invited_by")
+        if for_update:
+            invitations = invitations.select_for_update(of=("self",))
+        return invitations.get(pk=invitation_id)
     except (signing.BadSignature, Invitation.DoesNotExist):
-        raise InvitationRefused("This invitation link is not valid. Check that you copied all of it.", status=404) from None
+        message = "This invitation link is not valid. Check that you copied all of it."
+        raise InvitationRefused(message, status=404) from None
+
+
+def _refuse_unless_acceptable(invitation: Invitation, user: User | None) -> None:
     if invitation.revoked_at is not None:
         raise InvitationRefused("This invitation was withdrawn by the team. Ask them for a new one.", status=410)
     if invitation.accepted_at is not None:
@@ -118,33 +123,41 @@ def invitation_for_token(token: str, *, user: User | None = None) -> Invitation:
             f"Ask {invitation.invited_by or 'the team'} for a new one.",
             status=410,
         )
-    if user is not None:
-        if user.email.lower() != invitation.email.lower():
-            raise InvitationRefused(
-                f"This invitation is for {_masked(invitation.email)}, but you are signed in as {user.email}. "
-                "Log out and sign in with the invited address.",
-                status=403,
-            )
-        if invitation.team.memberships.filter(user=user).exists():
-            raise InvitationRefused(f"You are already a member of {invitation.team.name}.", status=400)
+    if user is None:
+        return
+    if user.email.lower() != invitation.email.lower():
+        raise InvitationRefused(
+            f"This invitation is for {_masked(invitation.email)}, but you are signed in as {user.email}. "
+            "Log out and sign in with the invited address.",
+            status=403,
+        )
+    if invitation.team.memberships.filter(user=user).exists():
+        raise InvitationRefused(f"You are already a member of {invitation.team.name}.", status=400)
+
+
+def invitation_for_token(token: str, *, user: User | None = None) -> Invitation:
+    """The invitation behind `token` if it can be accepted (by `user`, when given), else
+    InvitationRefused saying why."""
+    invitation = _invitation_from_token(token)
+    _refuse_unless_acceptable(invitation, user)
     return invitation
 
 
 @transaction.atomic
 def invitation_accept(*, token: str, user: User) -> Membership:
     """Join the invitation's team with its role; the invitation is used up."""
-    invitation = invitation_for_token(token, user=user)
-    # Claim the row with a conditional UPDATE: of two concurrent accepts only one changes it.
-    claimed = Invitation.objects.filter(pk=invitation.pk, accepted_at=None, revoked_at=None).update(
-        accepted_at=timezone.now(), accepted_by=user
-    )
-    if claimed != 1:
-        raise InvitationRefused("This invitation was already used; each invitation works once.", status=410)
+    # Lock the row before checking it: of two concurrent accepts the second waits, then
+    # finds the invitation used.
+    invitation = _invitation_from_token(token, for_update=True)
+    _refuse_unless_acceptable(invitation, user)
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
     try:
         with transaction.atomic():
             return Membership.objects.create(team=invitation.team, user=user, role=invitation.role)
     except IntegrityError:
-        # Joined meanwhile through another invitation; the outer rollback un-claims this one.
+        # Joined meanwhile through another invitation; the outer rollback un-uses this one.
         raise InvitationRefused(f"You are already a member of {invitation.team.name}.", status=400) from None
 
 

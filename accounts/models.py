@@ -54,7 +54,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
 class Team(models.Model):
     name = models.CharField(max_length=100)
-    # A personal team is the workspace every user gets at sign-up; it cannot be left or deleted.
+    # A personal team is the workspace every user gets at sign-up: never shared, never left or deleted.
     personal_owner = models.OneToOneField(
         settings.AUTH_USER_MODEL,
         null=True,

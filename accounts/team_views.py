@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from . import api_keys, teams
+from .invitations import pending_invitations
 from .models import Membership
 from .permissions import Perm, has_perm, require, roles_assignable_by
 from .selectors import request_membership, teams_for_user
@@ -49,7 +50,7 @@ def team_settings(request):
         "membership": membership,
         "team": team,
         "members": team.memberships.select_related("user").order_by("created_at"),
-        "invitations": team.invitations.filter(accepted_at=None, revoked_at=None, expires_at__gt=timezone.now()),
+        "invitations": pending_invitations(team),
         "assignable_roles": [(role, Membership.Role(role).label) for role in roles_assignable_by(membership)],
         "can": {perm.value: has_perm(membership, perm) for perm in Perm},
         "is_personal": team.personal_owner_id is not None,

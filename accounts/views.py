@@ -15,9 +15,10 @@ from .services import user_signup
 def _safe_next(request) -> str | None:
     """The `next` URL (from the form or the query) if it stays on this site."""
     url = request.POST.get("next") or request.GET.get("next")
-    if url and url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
-        return url
-    return None
+    allowed = url and url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return url if allowed else None
 
 
 @require_http_methods(["GET", "POST"])

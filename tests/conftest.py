@@ -65,8 +65,12 @@ def data_dirs(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _isolated_data(data_dirs):
-    """No test writes into the developer's var/ folder."""
+def _isolated_data(data_dirs, settings):
+    """No test writes into the developer's var/ folder, and each test counts (log-in
+    failures, rate limits) under a cache key prefix of its own: the Redis in CI is shared
+    with other runs, so it is never flushed. Cheap password hashing keeps sign-ups fast."""
+    settings.CACHES = {name: {**config, "KEY_PREFIX": uuid.uuid4().hex} for name, config in settings.CACHES.items()}
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(scope="session")

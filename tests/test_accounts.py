@@ -1,19 +1,11 @@
 """Sign up, log in, log out; every user gets a personal team."""
 
-import uuid
 
 import pytest
 
 from accounts.models import Membership, User
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _own_cache(settings):
-    """Log-in failures are counted in the cache, which in CI is a Redis shared by every run:
-    a key prefix of this test's own keeps earlier runs' failures from locking Alice out."""
-    settings.CACHES = {name: {**config, "KEY_PREFIX": uuid.uuid4().hex} for name, config in settings.CACHES.items()}
 
 
 def test_signup_creates_a_user_with_a_personal_team_and_logs_in(client):
