@@ -13,6 +13,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 ERROR_TYPES = {
     status.HTTP_400_BAD_REQUEST: "invalid_request",
     status.HTTP_401_UNAUTHORIZED: "authentication_failed",
+    status.HTTP_402_PAYMENT_REQUIRED: "payment_required",
     status.HTTP_403_FORBIDDEN: "permission_denied",
     status.HTTP_404_NOT_FOUND: "not_found",
     status.HTTP_405_METHOD_NOT_ALLOWED: "method_not_allowed",
@@ -23,8 +24,10 @@ ERROR_TYPES = {
 }
 
 
-def error_response(status_code: int, message: str, *, fields: dict | None = None, headers=None) -> Response:
-    body = {"type": ERROR_TYPES.get(status_code, "error"), "message": message}
+def error_response(
+    status_code: int, message: str, *, fields: dict | None = None, headers=None, error_type: str | None = None
+) -> Response:
+    body = {"type": error_type or ERROR_TYPES.get(status_code, "error"), "message": message}
     if fields:
         body["field"] = next(iter(fields))
         body["fields"] = fields

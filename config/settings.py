@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "accounts",
+    "billing",
     "generation",
     "gpu_workers",
 ]
@@ -212,6 +213,16 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "rest_framework.parsers.FormParser"],
     "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
 }
+
+# --- Stripe -------------------------------------------------------------------
+# Unset (the embedded default): billing pages say Stripe is not configured, the Free plan's
+# credits still work, and staff grant credits and set plans in the admin.
+STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
+STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "")
+STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+# Only for tests and local fakes: where the stripe SDK sends its requests.
+STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
+STRIPE_METER_EVENT_NAME = os.environ.get("STRIPE_METER_EVENT_NAME", "framecast_video_seconds")
 
 # --- Email and account hygiene ----------------------------------------------
 # Console by default: `make run` prints invitation and password-reset mails to its terminal.

@@ -9,6 +9,8 @@ from rest_framework.views import APIView
 
 from accounts.permissions import Perm, require
 from accounts.selectors import request_actor
+from billing.quotas import SubmissionRefused
+from config.api_errors import error_response
 
 from .forms import JobForm
 from .models import Job
@@ -27,7 +29,7 @@ class VideoSerializer(serializers.ModelSerializer):
         model = Job
         fields = [
             "id", "status", "prompt", "negative_prompt", "model", "seed", "width", "height", "num_frames",
-            "fps", "steps", "guidance", "progress", "error", "created_at", "started_at", "finished_at",
+            "fps", "steps", "guidance", "price_credits", "progress", "error", "created_at", "started_at", "finished_at",
             "content_url",
         ]
 
@@ -57,7 +59,11 @@ class VideoListCreate(APIView):
         form = JobForm(data=request.data)
         if not form.is_valid():
             raise exceptions.ValidationError({field: list(errors) for field, errors in form.errors.items()})
-        job = job_submit(team=actor.team, user=actor.user, params=form.params(), api_key=actor.api_key)
+        try:
+            job = job_submit(team=actor.team, user=actor.user, params=form.params(), api_key=actor.api_key)
+        except SubmissionRefused as refusal:
+            fields = {refusal.field: [refusal.message]} if refusal.field else None
+            return error_response(refusal.status, refusal.message, fields=fields, error_type=refusal.code)
         return Response(VideoSerializer(job, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
 

@@ -24,6 +24,8 @@ class ModelSpec:
     max_steps: int
     max_pixels_per_frame: int
     defaults: dict
+    # Price per unit of work relative to the reference model (billing/pricing.py).
+    credit_factor: float = 1.0
 
     def weights_path(self) -> Path:
         if self.name == "framecast-tiny":

@@ -6,6 +6,8 @@ from django.urls import reverse
 
 
 class JobState(models.TextChoices):
+    # Accepted, but beyond the plan's concurrent-job limit: waits for a slot to free.
+    THROTTLED = "throttled", "Waiting for a free slot"
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     ENCODING = "encoding", "Encoding"
@@ -22,6 +24,7 @@ class Job(models.Model):
     # The whole state machine: which state may follow which. services.job_transition is
     # the only writer of `state` and refuses anything not listed here.
     TRANSITIONS: dict[str, frozenset[str]] = {
+        State.THROTTLED: frozenset({State.QUEUED, State.FAILED, State.CANCELLED}),
         State.QUEUED: frozenset({State.RUNNING, State.FAILED, State.CANCELLED}),
         State.RUNNING: frozenset({State.ENCODING, State.FAILED, State.CANCELLED}),
         State.ENCODING: frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED}),
@@ -31,6 +34,7 @@ class Job(models.Model):
     }
     # The timestamp each state stamps when it is entered.
     STATE_TIMESTAMPS: dict[str, str] = {
+        State.QUEUED: "queued_at",
         State.RUNNING: "started_at",
         State.ENCODING: "encoding_at",
         State.SUCCEEDED: "finished_at",
@@ -38,6 +42,8 @@ class Job(models.Model):
         State.CANCELLED: "finished_at",
     }
     TERMINAL = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED})
+    # Jobs that take one of the plan's concurrent slots.
+    ACTIVE = frozenset({State.QUEUED, State.RUNNING, State.ENCODING})
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="jobs")
@@ -64,7 +70,8 @@ class Job(models.Model):
 
     state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED, db_index=True)
     progress_step = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)  # = queued at
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    queued_at = models.DateTimeField(null=True, blank=True)  # = created_at unless it was throttled first
     started_at = models.DateTimeField(null=True, blank=True)
     encoding_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -76,6 +83,8 @@ class Job(models.Model):
 
     video = models.FileField(upload_to="videos/%Y/%m/%d/", blank=True)
     poster = models.FileField(upload_to="posters/%Y/%m/%d/", blank=True)
+    # The price quoted at submission and held from the team's credits (billing.ledger).
+    price_credits = models.PositiveIntegerField(default=0)
     inference_seconds = models.FloatField(null=True, blank=True)
     encode_seconds = models.FloatField(null=True, blank=True)
 

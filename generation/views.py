@@ -1,15 +1,17 @@
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.permissions import Perm, require
 from accounts.selectors import request_membership
+from billing.ledger import account_for_team
+from billing.quotas import SubmissionRefused
 
 from . import catalog
 from .forms import JobForm
 from .selectors import job_for_team, jobs_for_team
-from .services import job_submit
+from .services import job_quote, job_submit
 
 
 def _team(request, perm: Perm):
@@ -21,7 +23,13 @@ def _team(request, perm: Perm):
 
 def _studio_context(request, form):
     team = _team(request, Perm.VIEW)
-    return {"form": form, "team": team, "jobs": jobs_for_team(team), "models": catalog.available_models()}
+    return {
+        "form": form,
+        "team": team,
+        "jobs": jobs_for_team(team),
+        "models": catalog.available_models(),
+        "account": account_for_team(team),
+    }
 
 
 @login_required
@@ -31,10 +39,16 @@ def studio(request):
     if request.method == "POST":
         form = JobForm(request.POST)
         team = _team(request, Perm.GENERATE)
+        status = 400
         if form.is_valid():
-            job = job_submit(team=team, user=request.user, params=form.params())
-            return redirect(job)
-        return render(request, "generation/studio.html", _studio_context(request, form), status=400)
+            try:
+                job = job_submit(team=team, user=request.user, params=form.params())
+            except SubmissionRefused as refusal:
+                form.add_error(refusal.field, refusal.message)
+                status = refusal.status
+            else:
+                return redirect(job)
+        return render(request, "generation/studio.html", _studio_context(request, form), status=status)
     return render(request, "generation/studio.html", _studio_context(request, JobForm()))
 
 
@@ -80,3 +94,14 @@ def job_video(request, job_id):
 @require_GET
 def job_poster(request, job_id):
     return _job_file(request, job_id, "poster", "image/jpeg")
+
+
+@login_required
+@require_GET
+def quote(request):
+    """The price of the request in the query string, for the form to show before submitting."""
+    _team(request, Perm.VIEW)
+    form = JobForm(request.GET)
+    if not form.is_valid():
+        return JsonResponse({"errors": {field: list(errors) for field, errors in form.errors.items()}}, status=400)
+    return JsonResponse({"price_credits": job_quote(form.params())})

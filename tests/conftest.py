@@ -104,6 +104,16 @@ def client_for(user, team=None) -> Client:
     return client
 
 
+def on_plan(team, slug: str):
+    """Put the team on a plan (as staff would in the admin), with that plan's credits."""
+    from billing.ledger import account_for_team, subscription_renew
+    from billing.models import BillingAccount, Plan
+
+    account_for_team(team)
+    BillingAccount.objects.filter(team=team).update(plan=Plan.objects.get(slug=slug))
+    return subscription_renew(team, reference=f"test-{slug}", period_end=None)
+
+
 def page_text(response) -> str:
     """The response body as a person reads it (HTML entities decoded)."""
     import html

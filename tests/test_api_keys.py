@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.api_keys import apikey_create
 from accounts.models import ApiKey, Membership
 
-from .conftest import SMALL_REQUEST, client_for, page_text
+from .conftest import SMALL_REQUEST, client_for, on_plan, page_text
 from .test_tenant_isolation import make_job
 
 pytestmark = pytest.mark.django_db
@@ -107,6 +107,7 @@ def test_revoking_from_the_keys_page(alice, client):
 
 
 def test_requests_and_video_seconds_are_metered_per_key(alice, client, django_capture_on_commit_callbacks):
+    on_plan(alice.personal_team, "creator")  # the Free plan has no API access
     first, second = new_key(alice), new_key(alice)
     for _ in range(3):
         client.get("/api/v1/videos", **bearer(first))

@@ -1,0 +1,211 @@
+"""Plans, credit packs, each team's billing account, its append-only credit ledger, job
+charges (holds), Stripe event log and the usage outbox.
+
+A team's balance lives in BillingAccount's buckets and changes only through
+billing.ledger, which locks the account row, writes one CreditEntry per change and keeps
+`sum(entries.amount) == available` and `sum(entries.held_delta) == held_credits`."""
+
+from django.db import models
+from django.db.models import Q
+
+
+class Plan(models.Model):
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=50)
+    price_cents = models.PositiveIntegerField(help_text="Monthly price in US cents.")
+    monthly_credits = models.PositiveIntegerField()
+    max_side = models.PositiveIntegerField(help_text="Largest width or height in pixels.")
+    max_duration_seconds = models.PositiveIntegerField()
+    max_steps = models.PositiveIntegerField()
+    concurrent_jobs = models.PositiveIntegerField(help_text="Jobs running or queued at once; more wait as throttled.")
+    backlog = models.PositiveIntegerField(help_text="Throttled jobs allowed to wait; beyond it, submissions get 429.")
+    queue_priority = models.PositiveSmallIntegerField(default=0, help_text="0 (lowest) to 9.")
+    api_access = models.BooleanField(default=False)
+    seats = models.PositiveIntegerField(default=1)
+    metered_overage = models.BooleanField(
+        default=False, help_text="Jobs beyond the balance run anyway and are billed as metered usage."
+    )
+    is_active = models.BooleanField(default=True)
+    order = models.PositiveSmallIntegerField(default=0)
+    stripe_product_id = models.CharField(max_length=100, blank=True, default="")
+    stripe_price_id = models.CharField(max_length=100, blank=True, default="")
+
+    class Meta:
+        ordering = ["order", "price_cents"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CreditPack(models.Model):
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=50)
+    credits = models.PositiveIntegerField()
+    price_cents = models.PositiveIntegerField()
+    is_active = models.BooleanField(default=True)
+    order = models.PositiveSmallIntegerField(default=0)
+    stripe_product_id = models.CharField(max_length=100, blank=True, default="")
+    stripe_price_id = models.CharField(max_length=100, blank=True, default="")
+
+    class Meta:
+        ordering = ["order", "credits"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BillingAccount(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        TRIALING = "trialing", "Trialing"
+        PAST_DUE = "past_due", "Past due"
+        CANCELED = "canceled", "Canceled"
+
+    team = models.OneToOneField("accounts.Team", on_delete=models.CASCADE, related_name="billing")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="accounts")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    # Buckets: subscription credits reset every period; purchased credits never expire;
+    # held credits belong to jobs that have not ended yet.
+    subscription_credits = models.IntegerField(default=0)
+    purchased_credits = models.IntegerField(default=0)
+    held_credits = models.IntegerField(default=0)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    stripe_customer_id = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    stripe_subscription_id = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(subscription_credits__gte=0), name="subscription_credits_not_negative"),
+            models.CheckConstraint(condition=Q(purchased_credits__gte=0), name="purchased_credits_not_negative"),
+            models.CheckConstraint(condition=Q(held_credits__gte=0), name="held_credits_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team} on {self.plan}"
+
+    @property
+    def available(self) -> int:
+        return self.subscription_credits + self.purchased_credits
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError("The credit ledger is append-only: write a new entry instead.")
+
+    def delete(self):
+        raise TypeError("The credit ledger is append-only: write a new entry instead.")
+
+
+class CreditEntry(models.Model):
+    """One change of a team's credits. Never updated or deleted."""
+
+    class Kind(models.TextChoices):
+        GRANT = "grant", "Plan credits granted"
+        PURCHASE = "purchase", "Credits purchased"
+        HOLD = "hold", "Held for a job"
+        CAPTURE = "capture", "Spent on a job"
+        RELEASE = "release", "Returned from a job"
+        EXPIRY = "expiry", "Plan credits expired"
+        ADJUSTMENT = "adjustment", "Manual adjustment"
+
+    account = models.ForeignKey(BillingAccount, on_delete=models.CASCADE, related_name="entries")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    # Change of the available balance (subscription + purchased), and of each bucket.
+    amount = models.IntegerField()
+    subscription_delta = models.IntegerField(default=0)
+    purchased_delta = models.IntegerField(default=0)
+    held_delta = models.IntegerField(default=0)
+    balance_after = models.IntegerField()
+    # Plain ids, not foreign keys: deleting a job or a user must not rewrite history.
+    job_id = models.UUIDField(null=True, blank=True, db_index=True)
+    actor = models.CharField(max_length=254, blank=True, default="")
+    reference = models.CharField(max_length=200, blank=True, default="", help_text="e.g. a Stripe object id")
+    note = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name_plural = "credit entries"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount=models.F("subscription_delta") + models.F("purchased_delta")),
+                name="entry_amount_is_sum_of_buckets",
+            ),
+            models.CheckConstraint(condition=Q(balance_after__gte=0), name="entry_balance_not_negative"),
+        ]
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise TypeError("The credit ledger is append-only: write a new entry instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("The credit ledger is append-only: write a new entry instead.")
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount:+d} → {self.balance_after}"
+
+
+class JobCharge(models.Model):
+    """What a job costs and where its credits came from; settled once, by capture or release."""
+
+    class State(models.TextChoices):
+        HELD = "held", "Held"
+        CAPTURED = "captured", "Captured"
+        RELEASED = "released", "Released"
+
+    job_id = models.UUIDField(unique=True)
+    account = models.ForeignKey(BillingAccount, on_delete=models.CASCADE, related_name="charges")
+    price_credits = models.PositiveIntegerField()
+    from_subscription = models.PositiveIntegerField(default=0)
+    from_purchased = models.PositiveIntegerField(default=0)
+    # The part of the price the balance did not cover, billed as metered usage instead.
+    overage_credits = models.PositiveIntegerField(default=0)
+    video_seconds = models.FloatField()
+    via_api_key_id = models.BigIntegerField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.HELD, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(price_credits=models.F("from_subscription") + models.F("from_purchased") + models.F("overage_credits")),
+                name="charge_covers_price",
+            )
+        ]
+
+
+class StripeEvent(models.Model):
+    """Each Stripe webhook event, recorded once by its id, with how handling went."""
+
+    class Status(models.TextChoices):
+        PROCESSED = "processed", "Processed"
+        IGNORED = "ignored", "Ignored"
+        FAILED = "failed", "Failed"
+
+    event_id = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=100)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    error = models.TextField(blank=True, default="")
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+
+class UsageReport(models.Model):
+    """Outbox of metered usage for Stripe: written in the transaction that captures a job,
+    sent by a periodic task with the job id as Stripe's de-duplication identifier."""
+
+    identifier = models.CharField(max_length=100, unique=True)
+    account = models.ForeignKey(BillingAccount, on_delete=models.CASCADE, related_name="usage_reports")
+    event_name = models.CharField(max_length=100)
+    value = models.FloatField(help_text="Video seconds.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
