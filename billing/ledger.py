@@ -7,6 +7,7 @@ refuses a negative bucket, so even a bug here cannot overdraw an account."""
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from .models import BillingAccount, CreditEntry, JobCharge, UsageReport
@@ -58,11 +59,16 @@ def _append(
     reference: str = "",
     note: str = "",
 ) -> CreditEntry:
-    """Apply bucket deltas to the (locked) account and record them."""
-    account.subscription_credits += subscription
-    account.purchased_credits += purchased
-    account.held_credits += held
-    account.save(update_fields=["subscription_credits", "purchased_credits", "held_credits", "updated_at"])
+    """Apply bucket deltas to the (locked) account and record them. The arithmetic happens
+    in the database, so even a caller that forgot the lock cannot write a stale balance;
+    the CHECK constraints refuse a negative one."""
+    BillingAccount.objects.filter(pk=account.pk).update(
+        subscription_credits=F("subscription_credits") + subscription,
+        purchased_credits=F("purchased_credits") + purchased,
+        held_credits=F("held_credits") + held,
+        updated_at=timezone.now(),
+    )
+    account.refresh_from_db(fields=["subscription_credits", "purchased_credits", "held_credits", "updated_at"])
     return CreditEntry.objects.create(
         account=account,
         kind=kind,

@@ -220,6 +220,17 @@ def job_succeed(job: Job, *, video: bytes, poster: bytes, encode_seconds: float)
         raise
 
 
+def job_cancel(job_id) -> Job:
+    """Cancel a job that has not ended: its credits return at once. A running job's worker
+    notices at its next denoising step (`job_is_cancelled`) and stops. Raises
+    InvalidTransition for a job that has already ended."""
+    return _job_end(job_id, Job.State.CANCELLED)
+
+
+def job_is_cancelled(job_id) -> bool:
+    return Job.objects.filter(pk=job_id, state=Job.State.CANCELLED).exists()
+
+
 def job_fail(job_id, *, reason: str, detail: str = "") -> Job | None:
     """Fail a job that has not ended yet. Returns None if it already had."""
     try:

@@ -24,8 +24,8 @@ def run_job(job_id: str, *, worker: str) -> None:
         return
     try:
         _generate(job)
-    except services.InvalidTransition:
-        logger.info("Job %s changed state under us (cancelled?); dropping its result", job_id)
+    except (services.InvalidTransition, pipeline.GenerationCancelled):
+        logger.info("Job %s was cancelled while running; its result is dropped", job_id)
     except Exception as error:  # noqa: BLE001 - any failure must end the job, never leave it running
         logger.exception("Job %s failed", job_id)
         services.job_fail(job_id, reason=_user_reason(error), detail=repr(error))
@@ -59,6 +59,8 @@ def _generate(job: Job) -> None:
         steps=job.steps,
         guidance=job.guidance,
         on_step=on_step,
+        # One indexed read per step: steps of real models take seconds.
+        should_stop=lambda: services.job_is_cancelled(job.id),
     )
     job = services.job_start_encoding(job, inference_seconds=time.monotonic() - started)
 
