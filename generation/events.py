@@ -40,6 +40,8 @@ def terminal_event(job) -> dict:
 def events_for_state(job) -> list[dict]:
     """The events that bring a newly connected client up to the job's stored state."""
     State = job.State
+    if job.state == State.THROTTLED:
+        return [{"type": "throttled"}]
     if job.state == State.QUEUED:
         return [{"type": "queued"}]
     if job.state == State.RUNNING:

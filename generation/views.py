@@ -69,7 +69,8 @@ def job_detail(request, job_id):
             "guidance": job.guidance,
         }
     )
-    return render(request, "generation/job_detail.html", {"job": job, "form": again})
+    context = {"job": job, "form": again, "account": account_for_team(job.team)}
+    return render(request, "generation/job_detail.html", context)
 
 
 def _job_file(request, job_id, field: str, content_type: str):
@@ -101,7 +102,10 @@ def job_poster(request, job_id):
 def quote(request):
     """The price of the request in the query string, for the form to show before submitting."""
     _team(request, Perm.VIEW)
-    form = JobForm(request.GET)
+    data = request.GET.copy()
+    if not data.get("prompt", "").strip():
+        data["prompt"] = "price"  # the price does not depend on the words
+    form = JobForm(data)
     if not form.is_valid():
         return JsonResponse({"errors": {field: list(errors) for field, errors in form.errors.items()}}, status=400)
     return JsonResponse({"price_credits": job_quote(form.params())})

@@ -107,6 +107,9 @@ def test_sign_up_generate_watch_progress_and_play(embedded_server, browser):
     page.fill("#id_height", "96")
     page.fill("#id_num_frames", "17")
     page.fill("#id_steps", "30")
+    # The price is shown before submitting, from the server's one pricing rule.
+    page.wait_for_function("/^[0-9]+$/.test(document.querySelector('[data-price]').textContent)")
+    assert "balance 100 credits on the Free plan" in page.inner_text(".quote")
     # Record every step the page shows, from before its own scripts run.
     page.add_init_script(
         """window.stepsShown = [];

@@ -29,6 +29,7 @@
   }
 
   const handlers = {
+    throttled() { card.dataset.state = "throttled"; setStatus("Waiting for a free slot: your plan runs a limited number of jobs at once…"); },
     queued() { card.dataset.state = "queued"; setStatus("Waiting for a GPU…"); },
     started() { card.dataset.state = "running"; setStatus("Generating…"); },
     step(e) { card.dataset.state = "running"; setStatus("Generating…"); showStep(e.i, e.n, e.eta_seconds); },
