@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install worker clean
+.PHONY: run test install worker beat clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,14 @@ run: install
 	$(PY) manage.py prepare_models
 	$(PY) manage.py serve --host $(HOST) --port $(PORT)
 
-# A separate GPU worker process, for when REDIS_URL (or CELERY_BROKER_URL) is set.
+# A separate GPU worker process for pool $(POOL) (generation/pools.toml), for when
+# REDIS_URL (or CELERY_BROKER_URL) is set; `make beat` runs the periodic tasks (reaper).
+POOL ?= cpu
 worker: install
-	$(PY) -m celery -A config worker -Q gpu.$${FRAMECAST_GPU_POOL:-default} --pool solo --concurrency 1 --loglevel INFO
+	$(PY) -m celery -A config worker -Q gpu.$(POOL) --pool solo --concurrency 1 --hostname $(POOL)@%h --loglevel INFO
+
+beat: install
+	$(PY) -m celery -A config beat --loglevel INFO
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

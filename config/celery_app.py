@@ -12,3 +12,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("framecast")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Periodic tasks, run by one `celery -A config beat` process.
+app.conf.beat_schedule = {
+    "reap-lost-jobs": {"task": "gpu_workers.reap_lost_jobs", "schedule": 30.0},
+}

@@ -193,9 +193,18 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "config.channel_layers.ThreadSafeInMemoryChannelLayer"}}
 
 # --- Generation -----------------------------------------------------------
-# The worker pool whose queue a job is sent to. One pool for now; worker pools
-# (routing by model, priorities) extend this.
-GPU_POOL = os.environ.get("FRAMECAST_GPU_POOL", "default")
+# Worker pools (which models each serves, its GPU-hour price) and their queues.
+FRAMECAST_POOLS_FILE = Path(os.environ.get("FRAMECAST_POOLS_FILE", BASE_DIR / "generation" / "pools.toml"))
+FRAMECAST_QUEUE_PREFIX = os.environ.get("FRAMECAST_QUEUE_PREFIX", "")
+# Queue order: a job's head start in seconds per plan priority level (0-9). A Pro job
+# (priority 8) overtakes Free jobs (0) that have waited less than 8 × this; older ones keep
+# their place, so no job waits forever behind a stream of paid ones.
+FRAMECAST_PRIORITY_HEAD_START_SECONDS = env_int("FRAMECAST_PRIORITY_HEAD_START_SECONDS", 60)
+# Workers beat every FRAMECAST_HEARTBEAT_SECONDS; a worker silent for STALE seconds is
+# presumed lost and its job goes back to the queue, at most FRAMECAST_MAX_ATTEMPTS times.
+FRAMECAST_HEARTBEAT_SECONDS = env_int("FRAMECAST_HEARTBEAT_SECONDS", 5)
+FRAMECAST_HEARTBEAT_STALE_SECONDS = env_int("FRAMECAST_HEARTBEAT_STALE_SECONDS", 60)
+FRAMECAST_MAX_ATTEMPTS = env_int("FRAMECAST_MAX_ATTEMPTS", 3)
 FRAMECAST_MODELS_DIR = Path(os.environ.get("FRAMECAST_MODELS_DIR", DATA_DIR / "models")).resolve()
 FRAMECAST_DEFAULT_MODEL = os.environ.get("FRAMECAST_DEFAULT_MODEL", "framecast-tiny")
 # Local path of a Wan 2.1 T2V 1.3B checkpoint in diffusers format. Unset: not offered.

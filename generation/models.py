@@ -26,8 +26,9 @@ class Job(models.Model):
     TRANSITIONS: dict[str, frozenset[str]] = {
         State.THROTTLED: frozenset({State.QUEUED, State.FAILED, State.CANCELLED}),
         State.QUEUED: frozenset({State.RUNNING, State.FAILED, State.CANCELLED}),
-        State.RUNNING: frozenset({State.ENCODING, State.FAILED, State.CANCELLED}),
-        State.ENCODING: frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED}),
+        # Back to QUEUED: the worker was lost and the job is retried (gpu_workers reaper).
+        State.RUNNING: frozenset({State.ENCODING, State.QUEUED, State.FAILED, State.CANCELLED}),
+        State.ENCODING: frozenset({State.SUCCEEDED, State.QUEUED, State.FAILED, State.CANCELLED}),
         State.SUCCEEDED: frozenset(),
         State.FAILED: frozenset(),
         State.CANCELLED: frozenset(),
@@ -67,6 +68,10 @@ class Job(models.Model):
     guidance = models.FloatField()
     model_name = models.CharField(max_length=100)
     pool = models.CharField(max_length=50)
+    # The plan's queue priority (0-9) and the resulting place in the pool's queue: workers
+    # take the queued job with the smallest key (see FRAMECAST_PRIORITY_HEAD_START_SECONDS).
+    priority = models.PositiveSmallIntegerField(default=0)
+    dispatch_key = models.FloatField(null=True, blank=True)
 
     state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED, db_index=True)
     progress_step = models.PositiveIntegerField(default=0)
@@ -87,10 +92,18 @@ class Job(models.Model):
     price_credits = models.PositiveIntegerField(default=0)
     inference_seconds = models.FloatField(null=True, blank=True)
     encode_seconds = models.FloatField(null=True, blank=True)
+    # What the job cost us: seconds it waited, seconds it held a GPU (claim to end, this
+    # attempt), and those GPU-seconds at the pool's price per GPU-hour.
+    queue_seconds = models.FloatField(null=True, blank=True)
+    gpu_seconds = models.FloatField(null=True, blank=True)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["team", "-created_at"])]
+        indexes = [
+            models.Index(fields=["team", "-created_at"]),
+            models.Index(fields=["pool", "state", "dispatch_key"], name="job_dispatch_order"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(state__in=JobState.values), name="job_state_is_known"
@@ -110,10 +123,6 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} ({self.state})"
-
-    @property
-    def queue(self) -> str:
-        return f"gpu.{self.pool}"
 
     @property
     def is_terminal(self) -> bool:

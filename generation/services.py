@@ -3,6 +3,7 @@
 import logging
 import secrets
 from dataclasses import dataclass
+from decimal import Decimal
 
 from celery import current_app
 from django.conf import settings
@@ -14,12 +15,12 @@ from django.utils import timezone
 from billing import ledger, pricing, quotas
 from billing.models import BillingAccount
 
-from . import catalog, events
+from . import catalog, events, pools
 from .models import Job
 
 logger = logging.getLogger(__name__)
 
-RUN_JOB_TASK = "gpu_workers.run_job"
+RUN_NEXT_TASK = "gpu_workers.run_next"
 
 
 class InvalidTransition(Exception):
@@ -53,7 +54,17 @@ def job_quote(params: JobParams) -> int:
     )
 
 
-def job_submit(*, team, user, params: JobParams, api_key=None, pool: str | None = None) -> Job:
+def _queue_fields(priority: int) -> dict:
+    """Fields a job gets each time it enters the queue: when, and its place in the pool's
+    queue — its arrival time minus a head start for its plan's priority."""
+    now = timezone.now()
+    return {
+        "queued_at": now,
+        "dispatch_key": now.timestamp() - priority * settings.FRAMECAST_PRIORITY_HEAD_START_SECONDS,
+    }
+
+
+def job_submit(*, team, user, params: JobParams, api_key=None) -> Job:
     """Check the plan's limits, hold the price, record the job and queue it once committed.
 
     The team's billing account is locked for the whole decision, so concurrent submissions
@@ -61,6 +72,7 @@ def job_submit(*, team, user, params: JobParams, api_key=None, pool: str | None 
     concurrency limit. Raises quotas.SubmissionRefused with nothing written.
     """
     price = job_quote(params)
+    pool = pools.pool_for_model(params.model_name)
     with transaction.atomic():
         account = ledger.account_for_team(team, lock=True)
         plan = account.plan
@@ -102,10 +114,11 @@ def job_submit(*, team, user, params: JobParams, api_key=None, pool: str | None 
             fps=params.fps,
             steps=params.steps,
             guidance=params.guidance,
-            pool=pool or settings.GPU_POOL,
+            pool=pool.name,
+            priority=plan.queue_priority,
             state=state,
-            queued_at=timezone.now() if state == Job.State.QUEUED else None,
             price_credits=price,
+            **(_queue_fields(plan.queue_priority) if state == Job.State.QUEUED else {}),
         )
         ledger.credits_hold(
             account,
@@ -120,10 +133,15 @@ def job_submit(*, team, user, params: JobParams, api_key=None, pool: str | None 
 
 
 def job_dispatch(job: Job) -> None:
-    """Send the job to its pool's queue; a job that cannot be queued fails at once (and
-    its credits return) rather than sitting in `queued` forever."""
+    """Wake a worker of the job's pool; a job that cannot be queued fails at once (and its
+    credits return) rather than sitting in `queued` forever.
+
+    The message names the pool, not the job: the worker that takes it claims the pool's
+    best queued job at that moment (`job_claim_next`), which is how priorities and the
+    no-starvation rule hold whatever order the broker delivers in. One message per queued
+    job, so no queued job is left without a worker's turn."""
     try:
-        current_app.send_task(RUN_JOB_TASK, args=[str(job.id)], queue=job.queue)
+        current_app.send_task(RUN_NEXT_TASK, args=[job.pool], queue=pools.queue_name(job.pool))
     except Exception as error:  # noqa: BLE001 - any broker error means the job was not queued
         logger.exception("Could not queue job %s", job.id)
         job_fail(job.id, reason="The job could not be queued; please try again.", detail=repr(error))
@@ -141,17 +159,18 @@ def jobs_promote_throttled(team_id) -> list[Job]:
         free = account.plan.concurrent_jobs - jobs.filter(state__in=Job.ACTIVE).count()
         promoted = []
         for job_id in jobs.filter(state=Job.State.THROTTLED).order_by("created_at").values_list("pk", flat=True)[: max(free, 0)]:
-            promoted.append(job_transition(job_id, Job.State.QUEUED))
+            promoted.append(job_transition(job_id, Job.State.QUEUED, **_queue_fields(account.plan.queue_priority)))
         for job in promoted:
             transaction.on_commit(lambda job=job: job_dispatch(job))
     return promoted
 
 
-def _job_end(job_id, to: str, **changes) -> Job:
+def _job_end(job_id, to: str, *, expect: dict | None = None, **changes) -> Job:
     """Enter a terminal state and settle the job's credits in the same transaction: captured
     on success, released otherwise. Then a throttled job of the team may take the slot."""
     with transaction.atomic():
-        job = job_transition(job_id, to, **changes)
+        job = job_transition(job_id, to, expect=expect, **changes)
+        _record_cost(job)
         if to == Job.State.SUCCEEDED:
             ledger.credits_capture(job.id)
         else:
@@ -161,21 +180,37 @@ def _job_end(job_id, to: str, **changes) -> Job:
     return job
 
 
-def job_transition(job_id, to: str, **changes) -> Job:
+def job_transition(job_id, to: str, *, expect: dict | None = None, **changes) -> Job:
     """Move a job to state `to` if the state machine allows it from its current state.
 
     The conditional UPDATE is also the claim: of two workers handed the same job, only
-    one changes the row; the other gets InvalidTransition.
+    one changes the row; the other gets InvalidTransition. `expect` adds conditions, e.g.
+    the attempt a worker claimed, so a worker presumed lost (and replaced) that wakes up
+    again cannot move a job it no longer owns.
     """
     allowed_from = [state for state, targets in Job.TRANSITIONS.items() if to in targets]
     stamp = Job.STATE_TIMESTAMPS.get(to)
     if stamp:
         changes[stamp] = timezone.now()
-    updated = Job.objects.filter(pk=job_id, state__in=allowed_from).update(state=to, **changes)
+    updated = Job.objects.filter(pk=job_id, state__in=allowed_from, **(expect or {})).update(state=to, **changes)
     if updated != 1:
         current = Job.objects.filter(pk=job_id).values_list("state", flat=True).first()
         raise InvalidTransition(f"Job {job_id} cannot go from '{current}' to '{Job.State(to).value}'.")
     return Job.objects.get(pk=job_id)
+
+
+def _record_cost(job: Job) -> None:
+    """Queue wait, GPU-seconds (from claim to end: the GPU is this job's all along) and
+    their price at the pool's rate. Cancelled-while-queued jobs cost nothing."""
+    if job.started_at is None:
+        return
+    end = job.finished_at or timezone.now()
+    pool = pools.get_pool(job.pool)
+    gpu_seconds = (end - job.started_at).total_seconds()
+    job.queue_seconds = (job.started_at - (job.queued_at or job.created_at)).total_seconds()
+    job.gpu_seconds = gpu_seconds
+    job.cost_usd = Decimal(str(round(gpu_seconds * pool.price_per_gpu_hour / 3600, 6))) if pool else None
+    job.save(update_fields=["queue_seconds", "gpu_seconds", "cost_usd"])
 
 
 def job_start(job_id, *, worker: str) -> Job:
@@ -184,9 +219,30 @@ def job_start(job_id, *, worker: str) -> Job:
     return job
 
 
+def job_claim_next(pool: str, *, worker: str) -> Job | None:
+    """Claim the pool's next queued job for `worker`: the smallest dispatch key, skipping
+    rows another worker is claiming this instant."""
+    with transaction.atomic():
+        job_id = (
+            Job.objects.select_for_update(skip_locked=True)
+            .filter(pool=pool, state=Job.State.QUEUED)
+            .order_by(F("dispatch_key").asc(nulls_last=True), "created_at")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if job_id is None:
+            return None
+        return job_start(job_id, worker=worker)
+
+
+def owned_by(job: Job) -> dict:
+    """The condition that the job is still the attempt this worker claimed."""
+    return {"attempts": job.attempts, "worker": job.worker}
+
+
 def job_report_step(job: Job, *, step: int, eta_seconds: float | None) -> None:
     # Stored so that a page reloaded mid-job resumes at the right step.
-    Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(progress_step=step)
+    Job.objects.filter(pk=job.pk, state=Job.State.RUNNING, **owned_by(job)).update(progress_step=step)
     events.publish(
         job.id,
         {
@@ -199,7 +255,7 @@ def job_report_step(job: Job, *, step: int, eta_seconds: float | None) -> None:
 
 
 def job_start_encoding(job: Job, *, inference_seconds: float) -> Job:
-    job = job_transition(job.pk, Job.State.ENCODING, inference_seconds=inference_seconds)
+    job = job_transition(job.pk, Job.State.ENCODING, expect=owned_by(job), inference_seconds=inference_seconds)
     events.publish(job.id, {"type": "encoding"})
     return job
 
@@ -213,7 +269,14 @@ def job_succeed(job: Job, *, video: bytes, poster: bytes, encode_seconds: float)
         Job._meta.get_field("poster").generate_filename(job, f"{job.id}.jpg"), ContentFile(poster)
     )
     try:
-        return _job_end(job.pk, Job.State.SUCCEEDED, video=video_name, poster=poster_name, encode_seconds=encode_seconds)
+        return _job_end(
+            job.pk,
+            Job.State.SUCCEEDED,
+            expect=owned_by(job),
+            video=video_name,
+            poster=poster_name,
+            encode_seconds=encode_seconds,
+        )
     except InvalidTransition:
         storage.delete(video_name)
         storage.delete(poster_name)
@@ -231,12 +294,36 @@ def job_is_cancelled(job_id) -> bool:
     return Job.objects.filter(pk=job_id, state=Job.State.CANCELLED).exists()
 
 
-def job_fail(job_id, *, reason: str, detail: str = "") -> Job | None:
-    """Fail a job that has not ended yet. Returns None if it already had."""
+def job_fail(job_id, *, reason: str, detail: str = "", expect: dict | None = None) -> Job | None:
+    """Fail a job that has not ended yet. Returns None if it already had (or, with
+    `expect`, if it is no longer the attempt the caller owned)."""
     try:
-        return _job_end(job_id, Job.State.FAILED, error_message=reason[:500], error_detail=detail)
+        return _job_end(job_id, Job.State.FAILED, expect=expect, error_message=reason[:500], error_detail=detail)
     except InvalidTransition:
         return None
+
+
+def job_requeue_or_fail(job_id, *, reason: str) -> Job | None:
+    """A job whose worker was lost: back to the queue for another attempt, or failed (its
+    credits released) once it has had FRAMECAST_MAX_ATTEMPTS."""
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None or job.state not in (Job.State.RUNNING, Job.State.ENCODING):
+        return None
+    if job.attempts >= settings.FRAMECAST_MAX_ATTEMPTS:
+        return job_fail(
+            job.pk,
+            reason=f"The video could not be generated: {reason} ({job.attempts} attempts). No credits were used.",
+            expect=owned_by(job),
+        )
+    with transaction.atomic():
+        try:
+            job = job_transition(
+                job.pk, Job.State.QUEUED, expect=owned_by(job), worker="", progress_step=0, **_queue_fields(job.priority)
+            )
+        except InvalidTransition:
+            return None
+        transaction.on_commit(lambda: job_dispatch(job))
+    return job
 
 
 def jobs_recover_after_restart() -> tuple[int, int]:

@@ -10,25 +10,33 @@ import time
 from generation import catalog, services
 from generation.models import Job
 
-from . import encode, pipeline
+from . import encode, heartbeat, pipeline
 
 logger = logging.getLogger(__name__)
 
 
-def run_job(job_id: str, *, worker: str) -> None:
-    try:
-        job = services.job_start(job_id, worker=worker)
-    except services.InvalidTransition:
-        # Already claimed (a redelivered message), finished or cancelled: nothing to do.
-        logger.info("Job %s was not claimable; skipping", job_id)
-        return
+def run_next(pool: str, *, worker: str) -> Job | None:
+    """Claim and run the pool's next queued job; None if the queue was empty."""
+    job = services.job_claim_next(pool, worker=worker)
+    if job is None:
+        return None
+    run_claimed(job)
+    return job
+
+
+def run_claimed(job: Job) -> None:
+    job_id = job.id
+    heartbeat.job_started(job_id)
     try:
         _generate(job)
     except (services.InvalidTransition, pipeline.GenerationCancelled):
-        logger.info("Job %s was cancelled while running; its result is dropped", job_id)
+        # Cancelled, or presumed lost and requeued: another attempt owns it now.
+        logger.info("Job %s is no longer this worker's; its result is dropped", job_id)
     except Exception as error:  # noqa: BLE001 - any failure must end the job, never leave it running
         logger.exception("Job %s failed", job_id)
-        services.job_fail(job_id, reason=_user_reason(error), detail=repr(error))
+        services.job_fail(job_id, reason=_user_reason(error), detail=repr(error), expect=services.owned_by(job))
+    finally:
+        heartbeat.job_finished()
 
 
 def _generate(job: Job) -> None:

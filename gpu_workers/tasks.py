@@ -5,11 +5,42 @@ autodiscovery), so it must not import torch or diffusers at module level: the he
 imports happen inside the task, in gpu_workers.runner.
 """
 
-from celery import shared_task
+from celery import shared_task, signals
+
+from . import heartbeat
 
 
-@shared_task(name="gpu_workers.run_job", bind=True, acks_late=True, ignore_result=True)
-def run_job(self, job_id: str) -> None:
-    from .runner import run_job as run
+@shared_task(
+    name="gpu_workers.run_next",
+    bind=True,
+    acks_late=True,
+    # A worker killed mid-job puts the message back; the job itself is protected by its
+    # claim (a conditional UPDATE), so a redelivery can at worst run the pool's next job.
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
+def run_next(self, pool: str) -> None:
+    """Run the pool's best queued job, if any (see generation.services.job_dispatch)."""
+    from .runner import run_next as run
 
-    run(job_id, worker=self.request.hostname or "worker")
+    run(pool, worker=self.request.hostname or "worker")
+
+
+@shared_task(name="gpu_workers.reap_lost_jobs", ignore_result=True)
+def reap_lost_jobs() -> int:
+    """Periodic (celery beat): requeue or fail jobs whose worker stopped heartbeating."""
+    from .reaper import reap_lost_jobs as reap
+
+    return len(reap())
+
+
+@signals.worker_ready.connect
+def _start_heartbeat(sender=None, **kwargs) -> None:
+    consumer = sender
+    queues = [queue.name for queue in consumer.task_consumer.queues] if consumer and consumer.task_consumer else []
+    heartbeat.start(hostname=consumer.hostname if consumer else "worker", queues=queues)
+
+
+@signals.worker_shutdown.connect
+def _stop_heartbeat(**kwargs) -> None:
+    heartbeat.stop()

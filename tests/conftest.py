@@ -206,20 +206,21 @@ def _database_url(db: dict) -> str:
 
 
 @pytest.fixture
-def gpu_pool():
-    """A pool (and so a queue) of this test's own, so that no other run's worker takes its jobs."""
-    pool = f"test-{uuid.uuid4().hex[:10]}"
-    with override_settings(GPU_POOL=pool):
-        yield pool
+def queue_prefix():
+    """Queues of this test's own (`<prefix>gpu.<pool>`), so that no other run's worker
+    takes its jobs from the shared broker."""
+    prefix = f"test-{uuid.uuid4().hex[:10]}."
+    with override_settings(FRAMECAST_QUEUE_PREFIX=prefix):
+        yield prefix
 
 
 @pytest.fixture
-def start_worker(transactional_db, tiny_model, data_dirs, gpu_pool, tmp_path):
+def start_worker(transactional_db, tiny_model, data_dirs, queue_prefix, tmp_path):
     """Start a real Celery worker process (solo pool, late acks, prefetch 1) that consumes
     this test's pool queue from the real broker and writes to the test database."""
     processes: list[tuple[subprocess.Popen, Path]] = []
 
-    def start(name: str = "w1") -> subprocess.Popen:
+    def start(name: str = "w1", pool: str = "cpu", **extra_env: str) -> subprocess.Popen:
         db = connection.settings_dict
         env = {
             **os.environ,
@@ -229,14 +230,15 @@ def start_worker(transactional_db, tiny_model, data_dirs, gpu_pool, tmp_path):
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
             "MEDIA_ROOT": str(data_dirs["MEDIA_ROOT"]),
             "FRAMECAST_MODELS_DIR": str(data_dirs["FRAMECAST_MODELS_DIR"]),
-            "FRAMECAST_GPU_POOL": gpu_pool,
+            "FRAMECAST_QUEUE_PREFIX": queue_prefix,
             "SECRET_KEY": settings.SECRET_KEY,
+            **extra_env,
         }
         log = tmp_path / f"worker-{name}.log"
         process = subprocess.Popen(
             [
                 sys.executable, "-m", "celery", "-A", "config", "worker",
-                "-Q", f"gpu.{gpu_pool}", "--pool", "solo", "--concurrency", "1",
+                "-Q", f"{queue_prefix}gpu.{pool}", "--pool", "solo", "--concurrency", "1",
                 "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle", "--loglevel", "INFO",
             ],
             cwd=REPO,

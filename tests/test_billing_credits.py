@@ -246,7 +246,7 @@ def test_the_ledger_is_append_only_and_balances_never_go_negative(alice):
 
 
 @pytest.mark.services
-def test_fifty_concurrent_submissions_against_credits_for_ten(transactional_db, alice, gpu_pool):
+def test_fifty_concurrent_submissions_against_credits_for_ten(transactional_db, alice, queue_prefix):
     """50 submissions at once, each on its own database connection; the balance covers
     exactly 10: exactly 10 are accepted, the balance ends at 0 and never went negative."""
     team = alice.personal_team

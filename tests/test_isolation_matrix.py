@@ -85,7 +85,7 @@ def world(alice, bob, charlie, acme):
     alice_membership = Membership.objects.get(team=acme, user=alice)
     common = dict(
         team=acme, created_by=alice, prompt="acme launch", seed=1, width=64, height=64, num_frames=9, fps=8,
-        steps=4, guidance=5.0, model_name="framecast-tiny", pool="default",
+        steps=4, guidance=5.0, model_name="framecast-tiny", pool="cpu",
     )
     finished = Job(**common)
     finished.video.save("acme.mp4", ContentFile(b"mp4"), save=False)

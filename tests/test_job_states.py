@@ -39,7 +39,7 @@ def test_a_job_is_claimed_once(alice):
         (S.QUEUED, S.ENCODING),
         (S.QUEUED, S.SUCCEEDED),
         (S.RUNNING, S.SUCCEEDED),
-        (S.RUNNING, S.QUEUED),
+        (S.ENCODING, S.RUNNING),
         (S.SUCCEEDED, S.FAILED),
         (S.FAILED, S.RUNNING),
         (S.CANCELLED, S.RUNNING),

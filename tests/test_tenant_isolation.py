@@ -14,7 +14,7 @@ def make_job(owner, **fields) -> Job:
     team = owner.personal_team
     defaults = dict(
         team=team, created_by=owner, prompt="a lighthouse in a storm", seed=7, width=64, height=64,
-        num_frames=9, fps=8, steps=4, guidance=5.0, model_name="framecast-tiny", pool="default",
+        num_frames=9, fps=8, steps=4, guidance=5.0, model_name="framecast-tiny", pool="cpu",
     )
     return Job.objects.create(**{**defaults, **fields})
 

@@ -22,7 +22,7 @@ def test_web_app_loads_without_torch_or_diffusers():
         import config.asgi  # websocket routing and consumers
         from config.celery_app import app
         app.loader.import_default_modules()  # Celery autodiscovery, as a web process does
-        assert "gpu_workers.run_job" in app.tasks
+        assert "gpu_workers.run_next" in app.tasks
         heavy = sorted(name for name in sys.modules if name.split(".")[0] in {"torch", "diffusers", "transformers"})
         print("HEAVY:", heavy)
         """

@@ -39,14 +39,18 @@ class Command(BaseCommand):
         from celery.worker import WorkController
 
         from config.celery_app import app
+        from generation import catalog, pools
         from generation.services import jobs_recover_after_restart
 
+        # Every pool whose models this machine has: on a laptop, the CPU pool's tiny model.
+        local_models = {spec.name for spec in catalog.available_models()}
+        queues = [pool.queue for pool in pools.all_pools() if local_models & set(pool.models)]
         worker = WorkController(
             app=app,
-            hostname=f"embedded@{settings.GPU_POOL}",
+            hostname="embedded@localhost",
             pool_cls="solo",
             concurrency=1,
-            queues=[f"gpu.{settings.GPU_POOL}"],
+            queues=queues,
             without_heartbeat=True,
             without_mingle=True,
             without_gossip=True,

@@ -1,0 +1,90 @@
+"""Each worker process reports itself every FRAMECAST_HEARTBEAT_SECONDS: host, pool,
+device, memory in use, current job and jobs done (WorkerHeartbeat rows). The reaper
+treats a worker silent for FRAMECAST_HEARTBEAT_STALE_SECONDS as lost."""
+
+import logging
+import resource
+import threading
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+
+class _State:
+    hostname = ""
+    pool = ""
+    started_at = None
+    current_job_id = None
+    jobs_done = 0
+    stop = threading.Event()
+    thread: threading.Thread | None = None
+
+
+state = _State()
+
+
+def _pool_from_queues(queues: list[str]) -> str:
+    prefix = f"{settings.FRAMECAST_QUEUE_PREFIX}gpu."
+    names = [queue.removeprefix(prefix) for queue in queues if queue.startswith(prefix)]
+    return ",".join(names) or "-"
+
+
+def _device_and_memory() -> tuple[str, float]:
+    import sys
+
+    torch = sys.modules.get("torch")  # only report CUDA if the worker already loaded torch
+    if torch is not None and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0), torch.cuda.memory_allocated(0) / 2**20
+    return "cpu", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def beat() -> None:
+    from .models import WorkerHeartbeat
+
+    device, memory = _device_and_memory()
+    WorkerHeartbeat.objects.update_or_create(
+        hostname=state.hostname,
+        defaults={
+            "pool": state.pool,
+            "device": device,
+            "memory_used_mb": round(memory, 1),
+            "current_job_id": state.current_job_id,
+            "jobs_done": state.jobs_done,
+            "started_at": state.started_at,
+            "last_seen_at": timezone.now(),
+        },
+    )
+
+
+def _loop() -> None:
+    while not state.stop.is_set():
+        try:
+            close_old_connections()
+            beat()
+        except Exception:  # noqa: BLE001 - a missed beat must not kill the worker
+            logger.warning("Heartbeat failed", exc_info=True)
+        state.stop.wait(settings.FRAMECAST_HEARTBEAT_SECONDS)
+
+
+def start(*, hostname: str, queues: list[str]) -> None:
+    state.hostname, state.pool = hostname, _pool_from_queues(queues)
+    state.started_at = timezone.now()
+    state.stop.clear()
+    state.thread = threading.Thread(target=_loop, name="framecast-heartbeat", daemon=True)
+    state.thread.start()
+
+
+def stop() -> None:
+    state.stop.set()
+
+
+def job_started(job_id) -> None:
+    state.current_job_id = job_id
+
+
+def job_finished() -> None:
+    state.current_job_id = None
+    state.jobs_done += 1

@@ -1,0 +1,21 @@
+from django.db import models
+
+
+class WorkerHeartbeat(models.Model):
+    """What each worker process last reported: the data behind the pool-status view, and
+    how the reaper knows a worker is gone."""
+
+    hostname = models.CharField(max_length=200, unique=True)
+    pool = models.CharField(max_length=50, db_index=True)
+    device = models.CharField(max_length=200)
+    memory_used_mb = models.FloatField(default=0)
+    current_job_id = models.UUIDField(null=True, blank=True)
+    jobs_done = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["pool", "hostname"]
+
+    def __str__(self) -> str:
+        return f"{self.hostname} ({self.pool})"

@@ -1,0 +1,28 @@
+"""Finds jobs whose worker is gone and puts them back in the queue (or fails them)."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from generation.models import Job
+from generation.services import job_requeue_or_fail
+
+from .models import WorkerHeartbeat
+
+
+def reap_lost_jobs() -> list[Job]:
+    """Jobs running or encoding on a worker that has not beaten within the stale window
+    (or never did) — and that started before that window, so a job just claimed by a
+    worker about to beat for the first time is left alone."""
+    cutoff = timezone.now() - timedelta(seconds=settings.FRAMECAST_HEARTBEAT_STALE_SECONDS)
+    alive = WorkerHeartbeat.objects.filter(last_seen_at__gte=cutoff).values_list("hostname", flat=True)
+    lost = Job.objects.filter(state__in=[Job.State.RUNNING, Job.State.ENCODING], started_at__lt=cutoff).exclude(
+        worker__in=list(alive)
+    )
+    handled = []
+    for job in lost:
+        result = job_requeue_or_fail(job.pk, reason=f"the worker {job.worker or '?'} stopped responding")
+        if result is not None:
+            handled.append(result)
+    return handled
