@@ -15,7 +15,8 @@ from config.api_errors import error_response
 from .forms import JobForm
 from .models import Job
 from .selectors import job_for_team, jobs_for_team
-from .services import job_submit
+from . import catalog, pools
+from .services import InvalidTransition, job_cancel, job_submit
 
 
 class VideoSerializer(serializers.ModelSerializer):
@@ -81,3 +82,39 @@ class VideoContent(APIView):
         if job.state != Job.State.SUCCEEDED or not job.video:
             raise Http404(f"The video is not ready: the job is {job.state}.")
         return FileResponse(job.video.open("rb"), content_type="video/mp4", filename=f"framecast-{job.id}.mp4")
+
+
+class VideoCancel(APIView):
+    """Cancel a job: a queued one leaves the queue, a running one stops at its next step;
+    its credits return. 409 if it has already ended."""
+
+    def post(self, request, job_id):
+        actor = _actor(request, Perm.GENERATE)
+        job = job_for_team(actor.team, job_id)
+        try:
+            job = job_cancel(job.id)
+        except InvalidTransition:
+            return error_response(409, f"The job has already ended ({job.state}); there is nothing to cancel.")
+        return Response(VideoSerializer(job, context={"request": request}).data)
+
+
+class ModelList(APIView):
+    """What can be generated, with each model's limits and defaults."""
+
+    def get(self, request):
+        _actor(request, Perm.VIEW)
+        return Response({"data": [model_json(spec) for spec in catalog.available_models()]})
+
+
+def model_json(spec) -> dict:
+    return {
+        "id": spec.name,
+        "name": spec.label,
+        "width": {"min": spec.min_side, "max": spec.max_side, "multiple_of": spec.size_multiple},
+        "height": {"min": spec.min_side, "max": spec.max_side, "multiple_of": spec.size_multiple},
+        "num_frames": {"max": spec.max_frames, "rule": f"{spec.frame_step}k+1"},
+        "steps": {"max": spec.max_steps},
+        "max_pixels_per_frame": spec.max_pixels_per_frame,
+        "defaults": spec.defaults,
+        "pool": pools.pool_for_model(spec.name).name,
+    }

@@ -1,7 +1,8 @@
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.contrib import messages
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.permissions import Perm, require
 from accounts.selectors import request_membership
@@ -11,7 +12,7 @@ from billing.quotas import SubmissionRefused
 from . import catalog
 from .forms import JobForm
 from .selectors import job_for_team, jobs_for_team
-from .services import job_quote, job_submit
+from .services import InvalidTransition, job_cancel, job_quote, job_submit
 
 
 def _team(request, perm: Perm):
@@ -109,3 +110,16 @@ def quote(request):
     if not form.is_valid():
         return JsonResponse({"errors": {field: list(errors) for field, errors in form.errors.items()}}, status=400)
     return JsonResponse({"price_credits": job_quote(form.params())})
+
+
+@login_required
+@require_POST
+def job_cancel_view(request, job_id):
+    job = job_for_team(_team(request, Perm.GENERATE), job_id)
+    try:
+        job_cancel(job.id)
+    except InvalidTransition:
+        messages.info(request, "The job had already ended.")
+    else:
+        messages.success(request, "Job cancelled; its credits are back in your balance.")
+    return redirect(job)

@@ -49,6 +49,8 @@ MATRIX = {
     "generation:job_poster": Route("GET", "finished_job"),
     "api:video": Route("GET", "job", api=True),
     "api:video_content": Route("GET", "finished_job", api=True),
+    "generation:job_cancel": Route("POST", "job", Perm.GENERATE, owner_status=302),
+    "api:video_cancel": Route("POST", "job", Perm.GENERATE, api=True),
     "teams:switch": Route("POST", "team", owner_status=302),
     "teams:member_role": Route("POST", "dave_membership", Perm.MANAGE_MEMBERS, {"role": "admin"}, owner_status=302),
     "teams:member_remove": Route("POST", "dave_membership", Perm.MANAGE_MEMBERS, owner_status=302),
@@ -79,30 +81,40 @@ def test_every_route_with_an_id_is_in_the_matrix():
 
 @pytest.fixture
 def world(alice, bob, charlie, acme):
-    """Acme (Alice owner, Bob member, Dave member) and Charlie outside it."""
-    dave = user_signup(email="dave@example.com", password="correct horse battery")
-    dave_membership = Membership.objects.create(team=acme, user=dave, role=Membership.Role.MEMBER)
+    """Acme (Alice owner, Bob member, more members made as needed) and Charlie outside it."""
     alice_membership = Membership.objects.get(team=acme, user=alice)
     common = dict(
         team=acme, created_by=alice, prompt="acme launch", seed=1, width=64, height=64, num_frames=9, fps=8,
         steps=4, guidance=5.0, model_name="framecast-tiny", pool="cpu",
     )
-    finished = Job(**common)
-    finished.video.save("acme.mp4", ContentFile(b"mp4"), save=False)
-    finished.poster.save("acme.jpg", ContentFile(b"jpg"), save=False)
-    finished.state = Job.State.SUCCEEDED
-    finished.save()
-    key, _ = apikey_create(membership=alice_membership, name="acme ci")
+
+    def finished_job():
+        job = Job(**common)
+        job.video.save("acme.mp4", ContentFile(b"mp4"), save=False)
+        job.poster.save("acme.jpg", ContentFile(b"jpg"), save=False)
+        job.state = Job.State.SUCCEEDED
+        job.save()
+        return job
+
+    def member():
+        n = Membership.objects.count()
+        user = user_signup(email=f"dave{n}@example.com", password="correct horse battery")
+        return Membership.objects.create(team=acme, user=user, role=Membership.Role.MEMBER)
+
     _, charlie_secret = apikey_create(membership=Membership.objects.get(user=charlie), name="charlie ci")
     return {
+        # Each caller gets a fresh object, so one caller's change cannot decide another's answer.
         "objects": {
-            "job": Job.objects.create(**common),
-            "finished_job": finished,
-            "team": acme,
-            "dave_membership": dave_membership,
-            "key": key,
-            "invitation": Invitation.objects.create(
-                team=acme, email="erin@example.com", invited_by=alice, expires_at=timezone.now() + timedelta(days=1)
+            "job": lambda: Job.objects.create(**common),
+            "finished_job": finished_job,
+            "team": lambda: acme,
+            "dave_membership": member,
+            "key": lambda: apikey_create(membership=alice_membership, name="acme ci")[0],
+            "invitation": lambda: Invitation.objects.create(
+                team=acme,
+                email=f"erin{Invitation.objects.count()}@example.com",
+                invited_by=alice,
+                expires_at=timezone.now() + timedelta(days=1),
             ),
         },
         "alice": client_for(alice, acme),
@@ -112,8 +124,8 @@ def world(alice, bob, charlie, acme):
     }
 
 
-def call(client, route: Route, name: str, obj, **headers):
-    url = reverse(name, args=[obj.pk])
+def call(client, route: Route, name: str, make, **headers):
+    url = reverse(name, args=[make().pk])
     if route.method == "GET":
         return client.get(url, **headers)
     return client.post(url, route.data, **headers)
