@@ -6,6 +6,7 @@ refuses a negative bucket, so even a bug here cannot overdraw an account."""
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -15,7 +16,6 @@ from .plans import default_plan
 
 Kind = CreditEntry.Kind
 PERIOD = timedelta(days=30)
-USAGE_EVENT_NAME = "framecast_video_seconds"
 
 
 class InsufficientCredits(Exception):
@@ -166,8 +166,12 @@ def _settle(job_id, to_state: str) -> JobCharge | None:
     if to_state == JobCharge.State.CAPTURED:
         _append(account, Kind.CAPTURE, held=-held, job_id=job_id)
         if account.plan.metered_overage and charge.overage_credits:
+            # Only the part of the video the balance did not pay for is billed as usage.
             UsageReport.objects.create(
-                identifier=f"job-{job_id}", account=account, event_name=USAGE_EVENT_NAME, value=charge.video_seconds
+                identifier=f"job-{job_id}",
+                account=account,
+                event_name=settings.STRIPE_METER_EVENT_NAME,
+                value=round(charge.video_seconds * charge.overage_credits / charge.price_credits, 3),
             )
     else:
         _append(

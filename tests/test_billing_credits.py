@@ -36,7 +36,7 @@ def assert_ledger_consistent(team):
     account = BillingAccount.objects.get(team=team)
     sums = account.entries.aggregate(amount=Sum("amount"), held=Sum("held_delta"))
     assert sums["amount"] == account.available
-    assert sums["held"] or 0 == account.held_credits
+    assert (sums["held"] or 0) == account.held_credits
     held = JobCharge.objects.filter(account=account, state="held")
     assert account.held_credits == sum(c.from_subscription + c.from_purchased for c in held)
 
@@ -278,4 +278,24 @@ def test_fifty_concurrent_submissions_against_credits_for_ten(transactional_db, 
     assert (account.available, account.held_credits) == (0, 10 * price)
     assert Job.objects.filter(team=team).count() == 10
     assert min(account.entries.values_list("balance_after", flat=True)) >= 0
+    assert_ledger_consistent(team)
+
+
+def test_metered_plans_run_past_the_balance_and_bill_only_the_uncovered_part(alice):
+    from billing.models import UsageReport
+
+    team = alice.personal_team
+    on_plan(team, "pro")  # metered overage
+    account = BillingAccount.objects.get(team=team)
+    ledger.credits_adjust(team, amount=-(account.available - 25), actor="staff@example.com", note="leave 25")
+    job = submit(team, alice, width=832, height=480, num_frames=81, steps=50, fps=16)  # costs 100
+    charge = JobCharge.objects.get(job_id=job.id)
+    assert (charge.from_subscription, charge.overage_credits) == (25, 75)
+    assert BillingAccount.objects.get(team=team).available == 0
+    job = services.job_start(job.id, worker="w")
+    job = services.job_start_encoding(job, inference_seconds=1)
+    services.job_succeed(job, video=b"v", poster=b"p", encode_seconds=0.1)
+    report = UsageReport.objects.get()
+    assert report.identifier == f"job-{job.id}"
+    assert report.value == pytest.approx(81 / 16 * 0.75, abs=1e-3)
     assert_ledger_consistent(team)
