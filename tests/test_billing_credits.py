@@ -299,3 +299,20 @@ def test_metered_plans_run_past_the_balance_and_bill_only_the_uncovered_part(ali
     assert report.identifier == f"job-{job.id}"
     assert report.value == pytest.approx(81 / 16 * 0.75, abs=1e-3)
     assert_ledger_consistent(team)
+
+
+def test_staff_set_plans_and_grant_credits_in_the_admin(alice, admin_client):
+    account = ledger.account_for_team(alice.personal_team)
+    url = f"/admin/billing/billingaccount/{account.pk}/change/"
+    pro = Plan.objects.get(slug="pro")
+    refused = admin_client.post(url, {"plan": pro.pk, "status": "active", "adjust_credits": "50", "adjust_note": "",
+                                      "entries-TOTAL_FORMS": "0", "entries-INITIAL_FORMS": "0"})
+    assert "Say why the credits change" in page_text(refused)
+    response = admin_client.post(url, {"plan": pro.pk, "status": "active", "adjust_credits": "50",
+                                       "adjust_note": "launch promo", "entries-TOTAL_FORMS": "0",
+                                       "entries-INITIAL_FORMS": "0"})
+    assert response.status_code == 302
+    account.refresh_from_db()
+    assert account.plan == pro and account.available == 150
+    entry = account.entries.get(kind="adjustment")
+    assert (entry.amount, entry.note, entry.actor) == (50, "launch promo", "admin@example.com")
