@@ -3,6 +3,7 @@
   "use strict";
   document.querySelectorAll("form[data-quote-url]").forEach((form) => {
     const out = form.querySelector("[data-price]");
+    const unit = form.querySelector("[data-price-unit]");
     let timer = null;
     async function update() {
       const query = new URLSearchParams(new FormData(form));
@@ -11,6 +12,7 @@
         const response = await fetch(`${form.dataset.quoteUrl}?${query}`, { credentials: "same-origin" });
         const body = await response.json();
         out.textContent = response.ok ? body.price_credits : "–";
+        unit.textContent = response.ok && body.price_credits === 1 ? "credit" : "credits";
         out.title = response.ok ? "" : Object.values(body.errors || {}).flat().join(" ");
       } catch (error) {
         out.textContent = "–";
