@@ -1,8 +1,17 @@
 """REST API v1 for videos: thin views over generation.services, authenticated by API key
 or browser session, always acting for one team through `request_actor`."""
 
+import hashlib
+import json
+import time
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
 from django.http import FileResponse, Http404
 from django.urls import reverse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -11,12 +20,16 @@ from accounts.permissions import Perm, require
 from accounts.selectors import request_actor
 from billing.quotas import SubmissionRefused
 from config.api_errors import error_response
+from config.api_schema import errors
 
-from .forms import JobForm
-from .models import Job
-from .selectors import job_for_team, jobs_for_team
 from . import catalog, pools
+from .forms import JobForm
+from .models import IdempotencyRecord, Job
+from .selectors import job_for_team, jobs_for_team
 from .services import InvalidTransition, job_cancel, job_submit
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+MAX_WAIT_SECONDS = 60
 
 
 class VideoSerializer(serializers.ModelSerializer):
@@ -35,7 +48,11 @@ class VideoSerializer(serializers.ModelSerializer):
         ]
 
     def get_progress(self, job) -> dict:
-        return {"step": job.progress_step, "steps": job.steps}
+        return {
+            "step": job.progress_step,
+            "steps": job.steps,
+            "percent": round(100 * job.progress_step / job.steps) if job.steps else 0,
+        }
 
     def get_content_url(self, job) -> str | None:
         if job.state != Job.State.SUCCEEDED:
@@ -49,17 +66,81 @@ def _actor(request, perm: Perm):
     return actor
 
 
+class VideoCreateSerializer(serializers.Serializer):
+    """The request body (documentation: the rules themselves live in generation.forms and
+    generation.catalog, shared with the studio)."""
+
+    prompt = serializers.CharField(max_length=catalog.MAX_PROMPT_CHARS)
+    negative_prompt = serializers.CharField(required=False, allow_blank=True)
+    model = serializers.CharField(required=False, help_text="See GET /models; default: the tiny model.")
+    seed = serializers.IntegerField(required=False, min_value=0, max_value=catalog.MAX_SEED)
+    width = serializers.IntegerField(required=False)
+    height = serializers.IntegerField(required=False)
+    num_frames = serializers.IntegerField(required=False, help_text="4k+1 for Wan-family models.")
+    fps = serializers.IntegerField(required=False, min_value=catalog.MIN_FPS, max_value=catalog.MAX_FPS)
+    steps = serializers.IntegerField(required=False)
+    guidance = serializers.FloatField(required=False, min_value=catalog.MIN_GUIDANCE, max_value=catalog.MAX_GUIDANCE)
+
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="Retries with the same key and body within 24 h return the first response and create nothing.",
+)
+PREFER_HEADER = OpenApiParameter(
+    "Prefer",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description=f"`wait=N`: hold the response until the video ends or N seconds pass (at most {MAX_WAIT_SECONDS}).",
+)
+
+
+def _request_hash(data) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _wait_seconds(request) -> float:
+    for part in request.headers.get("Prefer", "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "wait" and value.strip().isdigit():
+            return min(int(value), MAX_WAIT_SECONDS)
+    return 0
+
+
 class VideoListCreate(APIView):
+    @extend_schema(
+        operation_id="list_videos",
+        responses={200: inline_serializer("VideoList", {"data": VideoSerializer(many=True)}), **errors(401, 403)},
+    )
     def get(self, request):
         actor = _actor(request, Perm.VIEW)
         jobs = jobs_for_team(actor.team, limit=100)
         return Response({"data": VideoSerializer(jobs, many=True, context={"request": request}).data})
 
+    @extend_schema(
+        operation_id="create_video",
+        request=VideoCreateSerializer,
+        parameters=[IDEMPOTENCY_HEADER, PREFER_HEADER],
+        responses={201: VideoSerializer, 200: VideoSerializer, **errors(400, 401, 402, 403, 404, 409, 422, 429)},
+    )
     def post(self, request):
         actor = _actor(request, Perm.GENERATE)
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if not key:
+            response = self._create(request, actor)
+        else:
+            response = self._create_once(request, actor, key)
+        wait = _wait_seconds(request)
+        if wait and response.status_code == status.HTTP_201_CREATED:
+            response = self._wait_for_end(request, response.data["id"], wait)
+        return response
+
+    def _create(self, request, actor) -> Response:
         form = JobForm(data=request.data)
         if not form.is_valid():
-            raise exceptions.ValidationError({field: list(errors) for field, errors in form.errors.items()})
+            fields = {field: list(messages) for field, messages in form.errors.items()}
+            return error_response(400, next(iter(fields.values()))[0], fields=fields)
         try:
             job = job_submit(team=actor.team, user=actor.user, params=form.params(), api_key=actor.api_key)
         except SubmissionRefused as refusal:
@@ -67,8 +148,45 @@ class VideoListCreate(APIView):
             return error_response(refusal.status, refusal.message, fields=fields, error_type=refusal.code)
         return Response(VideoSerializer(job, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
+    def _create_once(self, request, actor, key: str) -> Response:
+        if len(key) > 255:
+            return error_response(400, "Idempotency-Key may be at most 255 characters.", fields={"Idempotency-Key": ["too long"]})
+        digest = _request_hash(request.data)
+        IdempotencyRecord.objects.filter(
+            team=actor.team, key=key, created_at__lt=timezone.now() - IDEMPOTENCY_WINDOW
+        ).delete()
+        try:
+            with transaction.atomic():
+                # The insert takes the key: a concurrent twin blocks here until this commits.
+                record = IdempotencyRecord.objects.create(team=actor.team, key=key, request_hash=digest)
+                response = self._create(request, actor)
+                record.response_status = response.status_code
+                record.response_body = response.data
+                record.save(update_fields=["response_status", "response_body"])
+                return response
+        except IntegrityError:
+            record = IdempotencyRecord.objects.get(team=actor.team, key=key)
+        if record.request_hash != digest:
+            return error_response(
+                422,
+                "This Idempotency-Key was used with a different request body; use a new key for a new request.",
+                error_type="idempotency_key_reused",
+            )
+        return Response(record.response_body, status=record.response_status, headers={"Idempotent-Replayed": "true"})
+
+    def _wait_for_end(self, request, job_id, seconds: float) -> Response:
+        """`Prefer: wait=N` (as Replicate's API): poll the job row until it ends or time is up."""
+        deadline = time.monotonic() + seconds
+        job = Job.objects.get(pk=job_id)
+        while not job.is_terminal and time.monotonic() < deadline:
+            time.sleep(0.25)
+            job.refresh_from_db()
+        body = VideoSerializer(job, context={"request": request}).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
 
 class VideoDetail(APIView):
+    @extend_schema(operation_id="get_video", responses={200: VideoSerializer, **errors(401, 403, 404)})
     def get(self, request, job_id):
         actor = _actor(request, Perm.VIEW)
         job = job_for_team(actor.team, job_id)
@@ -76,6 +194,9 @@ class VideoDetail(APIView):
 
 
 class VideoContent(APIView):
+    @extend_schema(
+        operation_id="get_video_content", responses={(200, "video/mp4"): OpenApiTypes.BINARY, **errors(401, 403, 404)}
+    )
     def get(self, request, job_id):
         actor = _actor(request, Perm.VIEW)
         job = job_for_team(actor.team, job_id)
@@ -88,6 +209,9 @@ class VideoCancel(APIView):
     """Cancel a job: a queued one leaves the queue, a running one stops at its next step;
     its credits return. 409 if it has already ended."""
 
+    @extend_schema(
+        operation_id="cancel_video", request=None, responses={200: VideoSerializer, **errors(401, 403, 404, 409)}
+    )
     def post(self, request, job_id):
         actor = _actor(request, Perm.GENERATE)
         job = job_for_team(actor.team, job_id)
@@ -101,6 +225,7 @@ class VideoCancel(APIView):
 class ModelList(APIView):
     """What can be generated, with each model's limits and defaults."""
 
+    @extend_schema(operation_id="list_models", responses={200: OpenApiTypes.OBJECT, **errors(401, 403)})
     def get(self, request):
         _actor(request, Perm.VIEW)
         return Response({"data": [model_json(spec) for spec in catalog.available_models()]})

@@ -140,3 +140,19 @@ class Job(models.Model):
 
     def poster_url(self) -> str:
         return reverse("generation:job_poster", args=[self.id])
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a POST made with an `Idempotency-Key`, replayed for 24 hours to
+    retries of the same request (same key and body, same team). The unique constraint makes
+    two concurrent identical requests create one job: the second waits for the first."""
+
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "key"], name="one_idempotency_key_per_team")]

@@ -82,3 +82,24 @@ def test_reconnecting_client_gets_the_stored_state(alice_client, asgi_server, st
         event = json.loads(socket.recv(timeout=10))
     assert event["type"] == "succeeded"
     assert event["video_url"] == job.video_url()
+
+
+def test_an_api_client_waits_for_its_video_and_downloads_it(alice, client, start_worker):
+    from accounts.api_keys import apikey_create
+    from accounts.models import Membership
+
+    from .conftest import on_plan
+
+    on_plan(alice.personal_team, "creator")
+    _, secret = apikey_create(membership=Membership.objects.get(user=alice), name="ci")
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+    start_worker()
+    response = client.post("/api/v1/videos", SMALL_REQUEST, content_type="application/json", HTTP_PREFER="wait=60", **auth)
+    assert response.status_code == 201
+    body = response.json()
+    assert body["status"] == "succeeded", body
+    assert body["progress"]["percent"] == 100
+    content = client.get(body["content_url"].removeprefix("http://testserver"), **auth)
+    assert content["Content-Type"] == "video/mp4"
+    info = probe_mp4(b"".join(content.streaming_content))
+    assert (info["frames"], info["width"], info["height"]) == (9, 64, 48)
