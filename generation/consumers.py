@@ -2,6 +2,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.http import Http404
 
+from accounts.api_keys import InvalidApiKey, apikey_authenticate
 from accounts.selectors import active_team
 
 from . import events
@@ -12,14 +13,24 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 
 
+def bearer_key(scope) -> str | None:
+    """The API key of an `Authorization: Bearer fc_...` header, if the client sent one."""
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, key = value.decode(errors="replace").partition(" ")
+            return key.strip() if scheme.lower() == "bearer" else None
+    return None
+
+
 class JobProgressConsumer(AsyncJsonWebsocketConsumer):
-    """Streams one job's events to a member of the job's team."""
+    """Streams one job's events to its team: a member signed in through the browser, or an
+    API client with the team's key."""
 
     group: str | None = None
 
     async def connect(self):
-        user = self.scope["user"]
-        if not user.is_authenticated:
+        team = await self._team()
+        if team is None:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         job_id = self.scope["url_route"]["kwargs"]["job_id"]
@@ -28,7 +39,7 @@ class JobProgressConsumer(AsyncJsonWebsocketConsumer):
         # connect() returns.
         self.group = events.job_group(job_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        catch_up = await self._catch_up(user, job_id)
+        catch_up = await self._catch_up(team, job_id)
         if catch_up is None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
             self.group = None
@@ -39,11 +50,22 @@ class JobProgressConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(event)
 
     @database_sync_to_async
-    def _catch_up(self, user, job_id) -> list[dict] | None:
-        """The events that describe the job's stored state, or None if the user's team
-        has no such job."""
+    def _team(self):
+        key = bearer_key(self.scope)
+        if key is not None:
+            try:
+                return apikey_authenticate(key).team
+            except InvalidApiKey:
+                return None
+        user = self.scope["user"]
+        return active_team(user, self.scope.get("session")) if user.is_authenticated else None
+
+    @database_sync_to_async
+    def _catch_up(self, team, job_id) -> list[dict] | None:
+        """The events that describe the job's stored state, or None if the team has no
+        such job."""
         try:
-            job = job_for_team(active_team(user, self.scope.get("session")), job_id)
+            job = job_for_team(team, job_id)
         except Http404:
             return None
         return events.events_for_state(job)

@@ -72,3 +72,26 @@ def test_websocket_is_for_the_jobs_team_only(alice, charlie, asgi_server):
         with pytest.raises(InvalidStatus) as refused:
             websocket_connect(asgi_server, f"/ws/jobs/{job.id}/", client)
         assert refused.value.response.status_code == 403
+
+
+def test_api_clients_subscribe_with_their_key(alice, charlie, asgi_server):
+    """API clients send `Authorization: Bearer` and no Origin; the key's team must own the job."""
+    from websockets.sync.client import connect
+
+    from accounts.api_keys import apikey_create
+    from accounts.models import Membership
+
+    job = make_job(alice)
+    _, alice_key = apikey_create(membership=Membership.objects.get(user=alice), name="ci")
+    _, charlie_key = apikey_create(membership=Membership.objects.get(user=charlie), name="ci")
+    url = asgi_server.replace("http://", "ws://") + f"/ws/jobs/{job.id}/"
+
+    with connect(url, additional_headers={"Authorization": f"Bearer {alice_key}"}, proxy=None) as socket:
+        assert json.loads(socket.recv(timeout=10)) == {"type": "queued"}
+    for headers in ({"Authorization": f"Bearer {charlie_key}"}, {"Authorization": "Bearer fc_nonsense"}):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url, additional_headers=headers, proxy=None)
+        assert refused.value.response.status_code == 403
+    # Another site's page cannot use a visitor's cookie: a foreign Origin is refused.
+    with pytest.raises(InvalidStatus):
+        connect(url, origin="http://evil.example", additional_headers={"Authorization": f"Bearer {alice_key}"}, proxy=None)
