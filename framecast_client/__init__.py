@@ -1,0 +1,5 @@
+"""A small client for Framecast's public REST API (standard library only)."""
+
+from .client import ApiError, Client
+
+__all__ = ["ApiError", "Client"]
