@@ -52,8 +52,18 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.email_verified_at is not None
 
 
+def new_webhook_secret() -> str:
+    """A Standard Webhooks signing secret: `whsec_` and 32 random bytes in base64."""
+    import base64
+    import secrets
+
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
 class Team(models.Model):
     name = models.CharField(max_length=100)
+    # Signs the webhooks Framecast sends to this team's endpoints (shown on the keys page).
+    webhook_secret = models.CharField(max_length=100, default=new_webhook_secret)
     # A personal team is the workspace every user gets at sign-up: never shared, never left or deleted.
     personal_owner = models.OneToOneField(
         settings.AUTH_USER_MODEL,

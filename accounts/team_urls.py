@@ -13,6 +13,7 @@ urlpatterns = [
     path("team/members/<int:membership_id>/remove/", team_views.member_remove, name="member_remove"),
     path("team/keys/", team_views.key_list, name="keys"),
     path("team/keys/<int:key_id>/revoke/", team_views.key_revoke, name="key_revoke"),
+    path("team/webhook-secret/rotate/", team_views.webhook_secret_rotate, name="webhook_secret_rotate"),
     path("teams/", team_views.team_list, name="list"),
     path("teams/<int:team_id>/switch/", team_views.team_switch, name="switch"),
 ]

@@ -168,6 +168,7 @@ def key_list(request):
         "keys": api_keys.apikeys_with_usage(membership.team),
         "new_secret": new_secret,
         "error": error,
+        "deliveries": membership.team.webhook_deliveries.prefetch_related("attempt_log")[:20],
     }
     response = render(request, "teams/keys.html", context, status=status)
     if new_secret:
@@ -180,4 +181,13 @@ def key_list(request):
 def key_revoke(request, key_id: int):
     key = api_keys.apikey_revoke(membership=request_membership(request), key_id=key_id)
     messages.success(request, f"Key {key.name} revoked. Requests made with it now get 401.")
+    return redirect("teams:keys")
+
+
+@login_required
+@require_POST
+def webhook_secret_rotate(request):
+    membership = request_membership(request)
+    teams.team_rotate_webhook_secret(membership=membership)
+    messages.success(request, "Webhook signing secret rotated: update your receivers.")
     return redirect("teams:keys")

@@ -7,7 +7,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import Http404
 
-from .models import Membership, Team, User
+from .models import Membership, Team, User, new_webhook_secret
 from .permissions import Perm, require, roles_assignable_by
 from .selectors import ACTIVE_TEAM_SESSION_KEY
 
@@ -111,3 +111,12 @@ def member_remove(*, membership: Membership, target_id: int) -> None:
     if target.team.personal_owner_id == target.user_id:
         raise ValidationError("The owner of a personal team cannot be removed from it.")
     target.delete()
+
+
+def team_rotate_webhook_secret(*, membership: Membership) -> Team:
+    """A new signing secret for the team's webhooks; the old one stops verifying at once."""
+    require(membership, Perm.MANAGE_KEYS)
+    team = membership.team
+    team.webhook_secret = new_webhook_secret()
+    team.save(update_fields=["webhook_secret"])
+    return team

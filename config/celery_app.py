@@ -13,7 +13,10 @@ app = Celery("framecast")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-# Periodic tasks, run by one `celery -A config beat` process.
+# Periodic tasks, all in one place, run by one `celery -A config beat` process. A run that
+# waited longer than its interval expires: the next one does its work.
 app.conf.beat_schedule = {
-    "reap-lost-jobs": {"task": "gpu_workers.reap_lost_jobs", "schedule": 30.0},
+    "reap-lost-jobs": {"task": "gpu_workers.reap_lost_jobs", "schedule": 30.0, "options": {"expires": 30}},
+    "retry-webhooks": {"task": "generation.retry_webhooks", "schedule": 15.0, "options": {"expires": 15}},
+    "billing.report_usage": {"task": "billing.report_usage", "schedule": 60.0, "options": {"expires": 60}},
 }

@@ -207,6 +207,10 @@ FRAMECAST_PRIORITY_HEAD_START_SECONDS = env_int("FRAMECAST_PRIORITY_HEAD_START_S
 FRAMECAST_HEARTBEAT_SECONDS = env_int("FRAMECAST_HEARTBEAT_SECONDS", 5)
 FRAMECAST_HEARTBEAT_STALE_SECONDS = env_int("FRAMECAST_HEARTBEAT_STALE_SECONDS", 60)
 FRAMECAST_MAX_ATTEMPTS = env_int("FRAMECAST_MAX_ATTEMPTS", 3)
+# This site's address, for links in webhooks and mails sent outside a request.
+FRAMECAST_PUBLIC_URL = os.environ.get("FRAMECAST_PUBLIC_URL", "http://127.0.0.1:8000")
+# Customer webhooks may only target public addresses, unless this is on (development, tests).
+FRAMECAST_WEBHOOKS_ALLOW_PRIVATE = env_bool("FRAMECAST_WEBHOOKS_ALLOW_PRIVATE", False)
 FRAMECAST_MODELS_DIR = Path(os.environ.get("FRAMECAST_MODELS_DIR", DATA_DIR / "models")).resolve()
 FRAMECAST_DEFAULT_MODEL = os.environ.get("FRAMECAST_DEFAULT_MODEL", "framecast-tiny")
 # Local path of a Wan 2.1 T2V 1.3B checkpoint in diffusers format. Unset: not offered.

@@ -6,6 +6,8 @@ import json
 import time
 from datetime import timedelta
 
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.http import FileResponse, Http404
 from django.urls import reverse
@@ -27,6 +29,7 @@ from .forms import JobForm
 from .models import IdempotencyRecord, Job
 from .selectors import job_for_team, jobs_for_team
 from .services import InvalidTransition, job_cancel, job_submit
+from .webhooks import validate_webhook_url
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 MAX_WAIT_SECONDS = 60
@@ -43,7 +46,7 @@ class VideoSerializer(serializers.ModelSerializer):
         model = Job
         fields = [
             "id", "status", "prompt", "negative_prompt", "model", "seed", "width", "height", "num_frames",
-            "fps", "steps", "guidance", "price_credits", "progress", "error", "created_at", "started_at", "finished_at",
+            "fps", "steps", "guidance", "price_credits", "metadata", "webhook_url", "progress", "error", "created_at", "started_at", "finished_at",
             "content_url",
         ]
 
@@ -57,7 +60,10 @@ class VideoSerializer(serializers.ModelSerializer):
     def get_content_url(self, job) -> str | None:
         if job.state != Job.State.SUCCEEDED:
             return None
-        return self.context["request"].build_absolute_uri(reverse("api:video_content", args=[job.id]))
+        path = reverse("api:video_content", args=[job.id])
+        request = self.context.get("request")
+        # Webhooks have no request to take the host from.
+        return request.build_absolute_uri(path) if request else settings.FRAMECAST_PUBLIC_URL.rstrip("/") + path
 
 
 def _actor(request, perm: Perm):
@@ -80,6 +86,24 @@ class VideoCreateSerializer(serializers.Serializer):
     fps = serializers.IntegerField(required=False, min_value=catalog.MIN_FPS, max_value=catalog.MAX_FPS)
     steps = serializers.IntegerField(required=False)
     guidance = serializers.FloatField(required=False, min_value=catalog.MIN_GUIDANCE, max_value=catalog.MAX_GUIDANCE)
+    webhook_url = serializers.URLField(required=False, help_text="Called when the video starts and ends (Standard Webhooks).")
+    metadata = serializers.DictField(required=False, help_text="Yours, returned as given (at most 4 KB of JSON).")
+
+
+MAX_METADATA_BYTES = 4096
+
+
+def _webhook_and_metadata(data) -> dict:
+    """The API-only fields, checked; raises ValidationError naming the field."""
+    url = (data.get("webhook_url") or "").strip()
+    metadata = data.get("metadata") or {}
+    if url:
+        validate_webhook_url(url)
+    if not isinstance(metadata, dict):
+        raise DjangoValidationError({"metadata": "Metadata must be a JSON object."})
+    if len(json.dumps(metadata)) > MAX_METADATA_BYTES:
+        raise DjangoValidationError({"metadata": f"Metadata may be at most {MAX_METADATA_BYTES} bytes of JSON."})
+    return {"webhook_url": url, "metadata": metadata}
 
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
@@ -142,7 +166,12 @@ class VideoListCreate(APIView):
             fields = {field: list(messages) for field, messages in form.errors.items()}
             return error_response(400, next(iter(fields.values()))[0], fields=fields)
         try:
-            job = job_submit(team=actor.team, user=actor.user, params=form.params(), api_key=actor.api_key)
+            extra = _webhook_and_metadata(request.data)
+        except DjangoValidationError as error:
+            fields = error.message_dict
+            return error_response(400, next(iter(fields.values()))[0], fields=fields)
+        try:
+            job = job_submit(team=actor.team, user=actor.user, params=form.params(), api_key=actor.api_key, **extra)
         except SubmissionRefused as refusal:
             fields = {refusal.field: [refusal.message]} if refusal.field else None
             return error_response(refusal.status, refusal.message, fields=fields, error_type=refusal.code)

@@ -68,6 +68,10 @@ class Job(models.Model):
     guidance = models.FloatField()
     model_name = models.CharField(max_length=100)
     pool = models.CharField(max_length=50)
+    # Called back (Standard Webhooks) when the job starts and ends; `metadata` is the
+    # client's own, returned as given.
+    webhook_url = models.URLField(max_length=2000, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
     # The plan's queue priority (0-9) and the resulting place in the pool's queue: workers
     # take the queued job with the smallest key (see FRAMECAST_PRIORITY_HEAD_START_SECONDS).
     priority = models.PositiveSmallIntegerField(default=0)
@@ -156,3 +160,33 @@ class IdempotencyRecord(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["team", "key"], name="one_idempotency_key_per_team")]
+
+
+class WebhookDelivery(models.Model):
+    """One event to POST to a job's webhook_url, retried with backoff until delivered or
+    given up; every attempt is kept (WebhookAttempt) and shown to the team."""
+
+    id = models.CharField(primary_key=True, max_length=40)  # the `webhook-id` header: msg_...
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="webhook_deliveries")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    event_type = models.CharField(max_length=40)
+    url = models.URLField(max_length=2000)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)  # None: nothing more to try
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class WebhookAttempt(models.Model):
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    at = models.DateTimeField(auto_now_add=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True, default="")
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["at"]

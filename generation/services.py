@@ -15,7 +15,7 @@ from django.utils import timezone
 from billing import ledger, pricing, quotas
 from billing.models import BillingAccount
 
-from . import catalog, events, pools
+from . import catalog, events, pools, webhooks
 from .models import Job
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,13 @@ def _queue_fields(priority: int) -> dict:
     }
 
 
-def job_submit(*, team, user, params: JobParams, api_key=None) -> Job:
+def _video_json(job: Job) -> dict:
+    from .api import VideoSerializer  # the API's own shape, for webhooks too
+
+    return VideoSerializer(job).data
+
+
+def job_submit(*, team, user, params: JobParams, api_key=None, webhook_url: str = "", metadata=None) -> Job:
     """Check the plan's limits, hold the price, record the job and queue it once committed.
 
     The team's billing account is locked for the whole decision, so concurrent submissions
@@ -116,6 +122,8 @@ def job_submit(*, team, user, params: JobParams, api_key=None) -> Job:
             guidance=params.guidance,
             pool=pool.name,
             priority=plan.queue_priority,
+            webhook_url=webhook_url,
+            metadata=metadata or {},
             state=state,
             price_credits=price,
             **(_queue_fields(plan.queue_priority) if state == Job.State.QUEUED else {}),
@@ -171,6 +179,7 @@ def _job_end(job_id, to: str, *, expect: dict | None = None, **changes) -> Job:
     with transaction.atomic():
         job = job_transition(job_id, to, expect=expect, **changes)
         _record_cost(job)
+        webhooks.webhook_enqueue(job, f"video.{to}", _video_json(job))
         if to == Job.State.SUCCEEDED:
             ledger.credits_capture(job.id)
         else:
@@ -214,7 +223,9 @@ def _record_cost(job: Job) -> None:
 
 
 def job_start(job_id, *, worker: str) -> Job:
-    job = job_transition(job_id, Job.State.RUNNING, worker=worker, attempts=F("attempts") + 1, progress_step=0)
+    with transaction.atomic():
+        job = job_transition(job_id, Job.State.RUNNING, worker=worker, attempts=F("attempts") + 1, progress_step=0)
+        webhooks.webhook_enqueue(job, "video.started", _video_json(job))
     events.publish(job.id, {"type": "started"})
     return job
 

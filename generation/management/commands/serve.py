@@ -5,6 +5,7 @@ of this process, consuming the in-memory broker. With a real broker, workers are
 processes (`celery -A config worker -Q gpu.<pool>`).
 """
 
+import logging
 import threading
 
 import uvicorn
@@ -41,10 +42,12 @@ class Command(BaseCommand):
         from config.celery_app import app
         from generation import catalog, pools
         from generation.services import jobs_recover_after_restart
+        from generation.webhooks import webhooks_queue
 
         # Every pool whose models this machine has: on a laptop, the CPU pool's tiny model.
         local_models = {spec.name for spec in catalog.available_models()}
         queues = [pool.queue for pool in pools.all_pools() if local_models & set(pool.models)]
+        queues += [webhooks_queue(), "celery"]  # customer webhooks and periodic work
         worker = WorkController(
             app=app,
             hostname="embedded@localhost",
@@ -57,8 +60,27 @@ class Command(BaseCommand):
             loglevel="INFO",
         )
         threading.Thread(target=worker.start, name="embedded-gpu-worker", daemon=True).start()
+        threading.Thread(target=self._embedded_beat, name="embedded-beat", daemon=True).start()
         if recover:
             # The in-memory broker lost its messages when the last server stopped.
             requeued, failed = jobs_recover_after_restart()
             if requeued or failed:
                 self.stdout.write(f"Requeued {requeued} job(s); failed {failed} interrupted job(s).")
+
+    @staticmethod
+    def _embedded_beat(every: float = 15.0) -> None:
+        """What `celery beat` schedules in production, for the single-process mode: webhook
+        retries. (Lost workers cannot happen here: the worker dies with the process.)"""
+        import time
+
+        from django.db import close_old_connections
+
+        from generation.webhooks import webhooks_retry_due
+
+        while True:
+            time.sleep(every)
+            try:
+                close_old_connections()
+                webhooks_retry_due()
+            except Exception:  # noqa: BLE001 - keep beating
+                logging.getLogger(__name__).warning("Embedded beat failed", exc_info=True)

@@ -1,0 +1,15 @@
+from celery import shared_task
+
+
+@shared_task(name="generation.deliver_webhook", ignore_result=True)
+def deliver_webhook(delivery_id: str) -> None:
+    from .webhooks import webhook_deliver
+
+    webhook_deliver(delivery_id)
+
+
+@shared_task(name="generation.retry_webhooks", ignore_result=True)
+def retry_webhooks() -> int:
+    from .webhooks import webhooks_retry_due
+
+    return webhooks_retry_due()

@@ -1,0 +1,165 @@
+"""Webhooks to customers, in the Standard Webhooks form (the scheme OpenAI's and Replicate's
+APIs use): POST the job as JSON to its webhook_url with `webhook-id`, `webhook-timestamp`
+and `webhook-signature: v1,<base64 HMAC-SHA256(secret, "id.timestamp.body")>` under the
+team's secret. Failed deliveries are retried with backoff for more than a day; redirects are
+not followed (a moved endpoint must be updated, not guessed); every attempt is recorded.
+
+Receiving side, in Python (the `standardwebhooks` package):
+
+    from standardwebhooks.webhooks import Webhook
+    event = Webhook(team_secret).verify(request_body_bytes, request_headers)  # raises if forged
+"""
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import socket
+import time
+import urllib.error
+import urllib.request
+import uuid
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from .models import Job, WebhookAttempt, WebhookDelivery
+
+logger = logging.getLogger(__name__)
+
+# Delay before each retry (after attempt 1, 2, ...): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h
+# — about 27 hours in all, then the delivery is given up.
+RETRY_DELAYS = [5, 300, 1800, 7200, 18000, 36000, 36000]
+TIMEOUT_SECONDS = 10
+DELIVER_TASK = "generation.deliver_webhook"
+
+
+def webhooks_queue() -> str:
+    return f"{settings.FRAMECAST_QUEUE_PREFIX}webhooks"
+
+
+def validate_webhook_url(url: str) -> str:
+    """http(s) only, and — unless FRAMECAST_WEBHOOKS_ALLOW_PRIVATE — never an address inside
+    our own network (a webhook must not become a way to reach internal services)."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValidationError({"webhook_url": "Webhook URL must be an http:// or https:// address."})
+    if settings.FRAMECAST_WEBHOOKS_ALLOW_PRIVATE:
+        return url
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
+    except socket.gaierror:
+        raise ValidationError({"webhook_url": f"Webhook host {parts.hostname!r} does not resolve."}) from None
+    if any(not ipaddress.ip_address(address.split("%")[0]).is_global for address in addresses):
+        raise ValidationError({"webhook_url": "Webhook URL must be a public address, not a private or local one."})
+    return url
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    digest = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def webhook_enqueue(job: Job, event_type: str, payload: dict) -> WebhookDelivery | None:
+    """Record an event for the job's webhook (in the caller's transaction) and send it once
+    that commits."""
+    if not job.webhook_url:
+        return None
+    delivery = WebhookDelivery.objects.create(
+        id=f"msg_{uuid.uuid4().hex}",
+        team_id=job.team_id,
+        job=job,
+        event_type=event_type,
+        url=job.webhook_url,
+        payload={"type": event_type, "timestamp": timezone.now().isoformat(), "data": payload},
+        next_attempt_at=timezone.now(),
+    )
+    transaction.on_commit(lambda: _send_soon(delivery.id))
+    return delivery
+
+
+def _send_soon(delivery_id: str) -> None:
+    from celery import current_app
+
+    try:
+        current_app.send_task(DELIVER_TASK, args=[delivery_id], queue=webhooks_queue())
+    except Exception:  # noqa: BLE001 - the periodic retry picks it up
+        logger.warning("Could not queue webhook %s; the retry task will send it", delivery_id, exc_info=True)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise urllib.error.HTTPError(req.full_url, code, f"redirected to {newurl} (not followed)", headers, fp)
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+def webhook_deliver(delivery_id: str) -> WebhookAttempt | None:
+    """Make one attempt, if one is due; schedule the next on failure."""
+    with transaction.atomic():
+        delivery = (
+            WebhookDelivery.objects.select_for_update(skip_locked=True)
+            .select_related("team")
+            .filter(pk=delivery_id, delivered_at=None, next_attempt_at__lte=timezone.now())
+            .first()
+        )
+        if delivery is None:
+            return None  # delivered, given up, not yet due, or being sent by another worker
+        body = json.dumps(delivery.payload, separators=(",", ":")).encode()
+        timestamp = int(time.time())
+        request = urllib.request.Request(
+            delivery.url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": "Framecast-Webhooks/1",
+                "webhook-id": delivery.id,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": sign(delivery.team.webhook_secret, delivery.id, timestamp, body),
+            },
+        )
+        started = time.monotonic()
+        status_code, error = None, ""
+        try:
+            with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
+                status_code = response.status
+        except urllib.error.HTTPError as failure:
+            status_code, error = failure.code, str(failure.reason)[:500]
+        except (urllib.error.URLError, OSError) as failure:
+            error = str(getattr(failure, "reason", failure))[:500]
+        attempt = WebhookAttempt.objects.create(
+            delivery=delivery,
+            status_code=status_code,
+            error=error,
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+        delivery.attempts += 1
+        if status_code is not None and 200 <= status_code < 300 and not error:
+            delivery.delivered_at, delivery.next_attempt_at = timezone.now(), None
+        elif delivery.attempts <= len(RETRY_DELAYS):
+            delivery.next_attempt_at = timezone.now() + timedelta(seconds=RETRY_DELAYS[delivery.attempts - 1])
+        else:
+            delivery.next_attempt_at = None  # given up; the attempts stay visible
+        delivery.save(update_fields=["attempts", "delivered_at", "next_attempt_at"])
+        return attempt
+
+
+def webhooks_retry_due() -> int:
+    """Periodic: send every delivery whose next attempt is due."""
+    due = WebhookDelivery.objects.filter(delivered_at=None, next_attempt_at__lte=timezone.now()).values_list(
+        "pk", flat=True
+    )
+    count = 0
+    for delivery_id in list(due[:500]):
+        if webhook_deliver(delivery_id) is not None:
+            count += 1
+    return count
