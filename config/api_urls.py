@@ -8,6 +8,9 @@ urlpatterns = [
     path("videos", api.VideoListCreate.as_view(), name="videos"),
     path("videos/<uuid:job_id>", api.VideoDetail.as_view(), name="video"),
     path("videos/<uuid:job_id>/content", api.VideoContent.as_view(), name="video_content"),
+    path("videos/<uuid:job_id>/thumbnail", api.VideoThumbnail.as_view(), name="video_thumbnail"),
     path("videos/<uuid:job_id>/cancel", api.VideoCancel.as_view(), name="video_cancel"),
     path("models", api.ModelList.as_view(), name="models"),
+    path("account", api.AccountView.as_view(), name="account"),
+    path("usage", api.UsageView.as_view(), name="usage"),
 ]

@@ -12,23 +12,27 @@ from django.db import IntegrityError, transaction
 from django.http import FileResponse, Http404
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
+from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import Perm, require
 from accounts.selectors import request_actor
+from billing.ledger import account_for_team
 from billing.quotas import SubmissionRefused
+from billing.usage import period_start, usage_this_period
 from config.api_errors import error_response
 from config.api_schema import errors
 
 from . import catalog, pools
 from .forms import JobForm
 from .models import IdempotencyRecord, Job
-from .selectors import job_for_team, jobs_for_team
-from .services import InvalidTransition, job_cancel, job_submit
+from .selectors import job_for_team
+from .services import InvalidTransition, job_cancel, job_delete, job_submit
 from .webhooks import validate_webhook_url
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -132,15 +136,66 @@ def _wait_seconds(request) -> float:
     return 0
 
 
+class VideoCursor(CursorPagination):
+    ordering = "-created_at"
+    page_size = 20
+    max_page_size = 100
+    page_size_query_param = "limit"
+
+
+LIST_FILTERS = [
+    OpenApiParameter("status", OpenApiTypes.STR, enum=[state.value for state in Job.State]),
+    OpenApiParameter("created_after", OpenApiTypes.DATETIME),
+    OpenApiParameter("created_before", OpenApiTypes.DATETIME),
+    OpenApiParameter("limit", OpenApiTypes.INT, description="Page size, at most 100."),
+    OpenApiParameter("cursor", OpenApiTypes.STR, description="From `next` or `previous` of a page."),
+]
+
+
+def _filtered(jobs, query):
+    """Apply the list filters; a bad value is a 400 naming the parameter."""
+    status_filter = query.get("status")
+    if status_filter:
+        if status_filter not in Job.State.values:
+            raise exceptions.ValidationError({"status": [f"Status must be one of {', '.join(Job.State.values)}."]})
+        jobs = jobs.filter(state=status_filter)
+    for name, lookup in (("created_after", "created_at__gt"), ("created_before", "created_at__lt")):
+        if query.get(name):
+            moment = parse_datetime(query[name])
+            if moment is None:
+                raise exceptions.ValidationError({name: [f"{name} must be an ISO 8601 date-time."]})
+            jobs = jobs.filter(**{lookup: moment})
+    return jobs
+
+
 class VideoListCreate(APIView):
     @extend_schema(
         operation_id="list_videos",
-        responses={200: inline_serializer("VideoList", {"data": VideoSerializer(many=True)}), **errors(401, 403)},
+        parameters=LIST_FILTERS,
+        responses={
+            200: inline_serializer(
+                "VideoPage",
+                {
+                    "data": VideoSerializer(many=True),
+                    "next": serializers.URLField(allow_null=True),
+                    "previous": serializers.URLField(allow_null=True),
+                },
+            ),
+            **errors(400, 401, 403),
+        },
     )
     def get(self, request):
         actor = _actor(request, Perm.VIEW)
-        jobs = jobs_for_team(actor.team, limit=100)
-        return Response({"data": VideoSerializer(jobs, many=True, context={"request": request}).data})
+        jobs = _filtered(Job.objects.filter(team=actor.team), request.query_params)
+        paginator = VideoCursor()
+        page = paginator.paginate_queryset(jobs, request, view=self)
+        return Response(
+            {
+                "data": VideoSerializer(page, many=True, context={"request": request}).data,
+                "next": paginator.get_next_link(),
+                "previous": paginator.get_previous_link(),
+            }
+        )
 
     @extend_schema(
         operation_id="create_video",
@@ -221,17 +276,41 @@ class VideoDetail(APIView):
         job = job_for_team(actor.team, job_id)
         return Response(VideoSerializer(job, context={"request": request}).data)
 
+    @extend_schema(operation_id="delete_video", responses={204: None, **errors(401, 403, 404, 409)})
+    def delete(self, request, job_id):
+        """Delete a finished video and its files (the credit history keeps its record)."""
+        actor = _actor(request, Perm.GENERATE)
+        job = job_for_team(actor.team, job_id)
+        try:
+            job_delete(job)
+        except InvalidTransition:
+            return error_response(409, f"The job is {job.state}; cancel it before deleting it.")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _file_response(request, job_id, field: str, content_type: str, extension: str):
+    actor = _actor(request, Perm.VIEW)
+    job = job_for_team(actor.team, job_id)
+    file = getattr(job, field)
+    if job.state != Job.State.SUCCEEDED or not file:
+        raise Http404(f"The video is not ready: the job is {job.state}.")
+    return FileResponse(file.open("rb"), content_type=content_type, filename=f"framecast-{job.id}.{extension}")
+
 
 class VideoContent(APIView):
     @extend_schema(
         operation_id="get_video_content", responses={(200, "video/mp4"): OpenApiTypes.BINARY, **errors(401, 403, 404)}
     )
     def get(self, request, job_id):
-        actor = _actor(request, Perm.VIEW)
-        job = job_for_team(actor.team, job_id)
-        if job.state != Job.State.SUCCEEDED or not job.video:
-            raise Http404(f"The video is not ready: the job is {job.state}.")
-        return FileResponse(job.video.open("rb"), content_type="video/mp4", filename=f"framecast-{job.id}.mp4")
+        return _file_response(request, job_id, "video", "video/mp4", "mp4")
+
+
+class VideoThumbnail(APIView):
+    @extend_schema(
+        operation_id="get_video_thumbnail", responses={(200, "image/jpeg"): OpenApiTypes.BINARY, **errors(401, 403, 404)}
+    )
+    def get(self, request, job_id):
+        return _file_response(request, job_id, "poster", "image/jpeg", "jpg")
 
 
 class VideoCancel(APIView):
@@ -272,3 +351,60 @@ def model_json(spec) -> dict:
         "defaults": spec.defaults,
         "pool": pools.pool_for_model(spec.name).name,
     }
+
+
+class AccountView(APIView):
+    """The team this key acts for: its plan, limits and balance."""
+
+    @extend_schema(operation_id="get_account", responses={200: OpenApiTypes.OBJECT, **errors(401, 403)})
+    def get(self, request):
+        actor = _actor(request, Perm.VIEW)
+        account = account_for_team(actor.team)
+        plan = account.plan
+        return Response(
+            {
+                "team": {"id": actor.team.pk, "name": actor.team.name},
+                "plan": {
+                    "id": plan.slug,
+                    "name": plan.name,
+                    "status": account.status,
+                    "current_period_end": account.current_period_end,
+                    "limits": {
+                        "max_side": plan.max_side,
+                        "max_duration_seconds": plan.max_duration_seconds,
+                        "max_steps": plan.max_steps,
+                        "concurrent_jobs": plan.concurrent_jobs,
+                        "backlog": plan.backlog,
+                        "api_access": plan.api_access,
+                        "metered_overage": plan.metered_overage,
+                    },
+                },
+                "balance": {
+                    "available": account.available,
+                    "plan_credits": account.subscription_credits,
+                    "purchased_credits": account.purchased_credits,
+                    "held": account.held_credits,
+                },
+            }
+        )
+
+
+class UsageView(APIView):
+    """This period's credits and video-seconds, per member and per API key."""
+
+    @extend_schema(operation_id="get_usage", responses={200: OpenApiTypes.OBJECT, **errors(401, 403)})
+    def get(self, request):
+        actor = _actor(request, Perm.VIEW)
+        account = account_for_team(actor.team)
+        since = period_start(account)
+        by_member, by_key = usage_this_period(account, since=since)
+
+        def rows(usage, label):
+            return [
+                {label: row.label, "videos": row.jobs, "credits": row.credits, "video_seconds": round(row.video_seconds, 3)}
+                for row in usage
+            ]
+
+        return Response(
+            {"period_start": since, "by_member": rows(by_member, "member"), "by_api_key": rows(by_key, "api_key")}
+        )

@@ -353,6 +353,16 @@ def jobs_recover_after_restart() -> tuple[int, int]:
     return len(queued), failed
 
 
+def job_delete(job: Job) -> None:
+    """Delete an ended job and, once that commits, its files. Raises InvalidTransition for a
+    job still waiting or running (cancel it first)."""
+    with transaction.atomic():
+        if not Job.objects.filter(pk=job.pk, state__in=Job.TERMINAL).exists():
+            raise InvalidTransition(f"Job {job.pk} has not ended.")
+        jobs_delete_files([job])
+        job.delete()
+
+
 def jobs_delete_files(jobs) -> None:
     """Delete the stored files of `jobs` once the surrounding transaction commits (a rolled
     back deletion must not lose videos)."""

@@ -21,6 +21,9 @@ def api(alice, client):
         def get(self, path):
             return client.get(f"/api/v1/{path}", HTTP_AUTHORIZATION=f"Bearer {secret}")
 
+        def delete(self, path):
+            return client.delete(f"/api/v1/{path}", HTTP_AUTHORIZATION=f"Bearer {secret}")
+
         def post(self, path, body=None):
             return client.post(
                 f"/api/v1/{path}", body or {}, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {secret}"
@@ -83,3 +86,47 @@ def test_a_content_url_appears_when_the_video_is_ready(api, alice):
     missing = api.get(f"videos/{not_ready['id']}/content")
     assert missing.status_code == 404
     assert missing.json()["error"]["message"] == "The video is not ready: the job is queued."
+
+
+def test_listing_pages_with_a_cursor_and_filters(api, alice):
+    for _ in range(5):
+        api.post("videos", SMALL_REQUEST)
+    Job.objects.filter(pk__in=list(Job.objects.values_list("pk", flat=True)[:2])).update(state="cancelled")
+    first = api.get("videos?limit=3").json()
+    assert len(first["data"]) == 3 and first["next"]
+    second = api.get(first["next"].removeprefix("http://testserver/api/v1/")).json()
+    assert len(second["data"]) == 2 and second["next"] is None
+    assert not {v["id"] for v in first["data"]} & {v["id"] for v in second["data"]}
+    assert {v["status"] for v in api.get("videos?status=cancelled").json()["data"]} == {"cancelled"}
+    assert len(api.get("videos?status=cancelled").json()["data"]) == 2
+    bad = api.get("videos?status=exploded")
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "status"
+    assert api.get("videos?created_after=yesterday").json()["error"]["field"] == "created_after"
+
+
+def test_deleting_a_finished_video_removes_it_and_its_files(api, data_dirs, django_capture_on_commit_callbacks):
+    from django.core.files.base import ContentFile
+
+    video = api.post("videos", SMALL_REQUEST).json()
+    running = api.post("videos", SMALL_REQUEST).json()
+    job = Job.objects.get(pk=video["id"])
+    job.video.save("bye.mp4", ContentFile(b"mp4"), save=False)
+    job.state = Job.State.SUCCEEDED
+    job.save()
+    path = job.video.path
+    conflict = api.delete(f"videos/{running['id']}")
+    assert conflict.status_code == 409 and "cancel it before deleting it" in conflict.json()["error"]["message"]
+    with django_capture_on_commit_callbacks(execute=True):  # files go once the deletion commits
+        assert api.delete(f"videos/{video['id']}").status_code == 204
+    assert api.get(f"videos/{video['id']}").status_code == 404
+    import os
+
+    assert not os.path.exists(path)
+
+
+def test_account_and_usage(api, alice):
+    account = api.get("account").json()
+    assert account["plan"]["id"] == "creator" and account["plan"]["limits"]["api_access"] is True
+    assert account["balance"]["available"] == 1500
+    usage = api.get("usage").json()
+    assert usage["by_api_key"] == [] and "period_start" in usage

@@ -51,6 +51,7 @@ MATRIX = {
     "api:video_content": Route("GET", "finished_job", api=True),
     "generation:job_cancel": Route("POST", "job", Perm.GENERATE, owner_status=302),
     "api:video_cancel": Route("POST", "job", Perm.GENERATE, api=True),
+    "api:video_thumbnail": Route("GET", "finished_job", api=True),
     "teams:switch": Route("POST", "team", owner_status=302),
     "teams:member_role": Route("POST", "dave_membership", Perm.MANAGE_MEMBERS, {"role": "admin"}, owner_status=302),
     "teams:member_remove": Route("POST", "dave_membership", Perm.MANAGE_MEMBERS, owner_status=302),
