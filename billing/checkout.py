@@ -57,6 +57,26 @@ def _price_id(item: Plan | CreditPack) -> str:
     return item.stripe_price_id
 
 
+def overage_price_id(plan: Plan) -> str | None:
+    """The metered price billing `plan`'s overage; None for a plan without metered overage."""
+    if not plan.metered_overage:
+        return None
+    if not plan.stripe_overage_price_id:
+        raise BillingRefused(
+            f"{plan.name} cannot be bought yet: its overage has no Stripe price. An operator must run `manage.py sync_stripe`."
+        )
+    return plan.stripe_overage_price_id
+
+
+def subscription_line_items(plan: Plan) -> list[dict]:
+    """What a subscription to `plan` holds: its flat monthly price and, for metered overage,
+    the metered price that bills the meter's usage (Stripe takes no quantity for that one)."""
+    items = [{"price": _price_id(plan), "quantity": 1}]
+    if overage := overage_price_id(plan):
+        items.append({"price": overage})
+    return items
+
+
 def checkout_subscription(*, membership: Membership, plan: Plan, success_url: str, cancel_url: str) -> str:
     """Start a Stripe Checkout for a subscription to `plan`; returns the URL to send the owner to."""
     require_billing_manager(membership)
@@ -65,14 +85,14 @@ def checkout_subscription(*, membership: Membership, plan: Plan, success_url: st
         raise BillingRefused(f"The {plan.name} plan is free: there is nothing to pay.")
     if has_live_subscription(account):
         raise BillingRefused("This team already has a subscription: change its plan instead of starting a new one.")
-    price = _price_id(plan)
+    line_items = subscription_line_items(plan)
     team_id = str(membership.team_id)
     session = stripe_client().v1.checkout.sessions.create(
         {
             "mode": "subscription",
             "customer": customer_ensure(account=account, email=membership.user.email),
             "client_reference_id": team_id,
-            "line_items": [{"price": price, "quantity": 1}],
+            "line_items": line_items,
             "metadata": {"team_id": team_id, "plan": plan.slug},
             # Copied onto the subscription, so its own events name the team too.
             "subscription_data": {"metadata": {"team_id": team_id}},

@@ -29,6 +29,15 @@ class Plan(models.Model):
     order = models.PositiveSmallIntegerField(default=0)
     stripe_product_id = models.CharField(max_length=100, blank=True, default="")
     stripe_price_id = models.CharField(max_length=100, blank=True, default="")
+    overage_cents_per_video_second = models.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        default=0,
+        help_text="With metered overage: US cents per video-second beyond the balance.",
+    )
+    stripe_overage_price_id = models.CharField(
+        max_length=100, blank=True, default="", help_text="The metered Stripe price that bills the overage."
+    )
 
     class Meta:
         ordering = ["order", "price_cents"]

@@ -13,7 +13,13 @@ from django.utils import timezone
 
 from accounts.models import Membership
 
-from .checkout import BillingRefused, checkout_subscription, has_live_subscription, require_billing_manager
+from .checkout import (
+    BillingRefused,
+    checkout_subscription,
+    has_live_subscription,
+    overage_price_id,
+    require_billing_manager,
+)
 from .ledger import PERIOD, account_for_team, subscription_renew
 from .models import BillingAccount, Plan
 from .plans import default_plan
@@ -54,9 +60,24 @@ def as_datetime(timestamp: int | None) -> datetime | None:
     return datetime.fromtimestamp(timestamp, tz=UTC) if timestamp else None
 
 
+def subscription_items(subscription: dict) -> list[dict]:
+    return dig(subscription, "items", "data", default=[])
+
+
+def item_is_metered(item: dict) -> bool:
+    return dig(item, "price", "recurring", "usage_type") == "metered"
+
+
+def subscription_flat_item(subscription: dict) -> dict | None:
+    """The item of the plan's flat monthly price. A plan with metered overage has a second,
+    metered item beside it, which bills usage and says nothing about the plan."""
+    return next((item for item in subscription_items(subscription) if not item_is_metered(item)), None)
+
+
 def subscription_period_end(subscription: dict) -> datetime | None:
     # Since API version 2025-03-31 the period lives on the subscription's items.
-    return as_datetime(dig(subscription, "items", "data", 0, "current_period_end") or dig(subscription, "current_period_end"))
+    item = subscription_flat_item(subscription) or dig(subscription, "items", "data", 0)
+    return as_datetime(dig(item, "current_period_end") or dig(subscription, "current_period_end"))
 
 
 def subscription_current(subscription_id: str, snapshot: dict | None = None) -> dict | None:
@@ -94,7 +115,7 @@ def subscription_apply(subscription: dict) -> BillingAccount | None:
         if is_current:
             _subscription_end(account, subscription["id"])
         return account
-    price = dig(subscription, "items", "data", 0, "price", "id")
+    price = dig(subscription_flat_item(subscription), "price", "id")
     plan = Plan.objects.filter(stripe_price_id=price).first() if price else None
     if plan is None:
         raise UnknownPrice(
@@ -178,15 +199,35 @@ def subscription_change_plan(*, membership: Membership, plan: Plan) -> BillingAc
         raise BillingRefused("This team has no subscription to change: choose a plan to subscribe.")
     if not plan.stripe_price_id or plan.price_cents == 0:
         raise BillingRefused(f"The {plan.name} plan cannot be subscribed to (it has no Stripe price).")
+    overage = overage_price_id(plan)
     current = stripe_client().v1.subscriptions.retrieve(account.stripe_subscription_id).to_dict()
     params = {
-        "items": [{"id": dig(current, "items", "data", 0, "id"), "price": plan.stripe_price_id}],
+        "items": _items_for_plan(current, plan, overage=overage),
         "proration_behavior": "none",
         "cancel_at_period_end": False,
     }
     if plan.price_cents > account.plan.price_cents:
         params["billing_cycle_anchor"] = "now"
     return _subscription_update(account, params)
+
+
+def _items_for_plan(subscription: dict, plan: Plan, *, overage: str | None) -> list[dict]:
+    """The item changes that put `subscription` on `plan`: its flat price on the flat item and,
+    for metered overage, its metered price on a metered item (added if there is none); other
+    metered items are removed, so a plan without overage bills none."""
+    flat = subscription_flat_item(subscription)
+    changes = [{"id": flat["id"], "price": plan.stripe_price_id} if flat else {"price": plan.stripe_price_id, "quantity": 1}]
+    metered = [item for item in subscription_items(subscription) if item_is_metered(item)]
+    keep = None
+    if overage:
+        keep = next((item for item in metered if dig(item, "price", "id") == overage), None)
+        if keep is None and metered:
+            keep = metered[0]  # another plan's (or an older) overage price: move the item over
+            changes.append({"id": keep["id"], "price": overage})
+        elif keep is None:
+            changes.append({"price": overage})  # metered: no quantity
+    changes += [{"id": item["id"], "deleted": True} for item in metered if item is not keep]
+    return changes
 
 
 def subscription_cancel(*, membership: Membership) -> BillingAccount:

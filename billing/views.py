@@ -33,6 +33,14 @@ def _dollars(cents: int) -> str:
     return f"${cents / 100:,.2f}"
 
 
+def _overage_rate(plan: Plan) -> str:
+    """What a second of video beyond the balance costs, e.g. "$0.16"; "" without metered overage."""
+    if not plan.metered_overage or plan.overage_cents_per_video_second <= 0:
+        return ""
+    dollars = plan.overage_cents_per_video_second / 100
+    return f"${dollars:,.2f}" if dollars == round(dollars, 2) else f"${dollars.normalize():f}"
+
+
 def _plan_action(plan: Plan, account: BillingAccount, *, can_pay: bool) -> str:
     """The label of the plan's button, or "" for none (current plan, or nothing to do)."""
     current = account.plan
@@ -78,7 +86,12 @@ def overview(request):
         "can_pay": can_pay,
         "has_subscription": has_live_subscription(account),
         "plans": [
-            {"plan": plan, "price": _dollars(plan.price_cents), "action": _plan_action(plan, account, can_pay=can_pay)}
+            {
+                "plan": plan,
+                "price": _dollars(plan.price_cents),
+                "overage": _overage_rate(plan),
+                "action": _plan_action(plan, account, can_pay=can_pay),
+            }
             for plan in Plan.objects.filter(is_active=True)
         ],
         "packs": [

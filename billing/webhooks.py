@@ -132,6 +132,11 @@ def _invoice_subscription(invoice: dict) -> str | None:
     return _id(dig(invoice, "parent", "subscription_details", "subscription") or invoice.get("subscription"))
 
 
+def _line_price(line: dict) -> str | None:
+    # Since API version 2025-03-31 an invoice line names its price under `pricing`.
+    return _id(dig(line, "pricing", "price_details", "price") or dig(line, "price"))
+
+
 def _invoice_paid(invoice: dict) -> str | None:
     subscription_id = _invoice_subscription(invoice)
     if not subscription_id:
@@ -141,12 +146,17 @@ def _invoice_paid(invoice: dict) -> str | None:
         return f"Subscription {subscription_id} is not a team's current subscription."
     if invoice.get("billing_reason") not in RENEWING_INVOICES:
         return f"An invoice for {invoice.get('billing_reason')!r} grants no plan credits."
-    full_period = [
+    lines = [
         line for line in dig(invoice, "lines", "data", default=[])
         if not dig(line, "parent", "subscription_item_details", "proration", default=False)
     ]
-    if not full_period:
+    if not lines:
         return "A proration-only invoice grants no plan credits; the next renewal does."
+    # Only the plan's flat price starts a period: a metered overage line bills usage of the
+    # period that ended, and an invoice of usage alone grants nothing.
+    full_period = [line for line in lines if _line_price(line) == account.plan.stripe_price_id]
+    if not full_period:
+        return "An invoice without the plan's monthly price (metered usage only) grants no plan credits."
     period_end = as_datetime(max((dig(line, "period", "end", default=0) for line in full_period), default=0))
     if period_end and account.current_period_end and period_end < account.current_period_end:
         return "The invoice is for an earlier period than the subscription's current one."

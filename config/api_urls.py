@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from generation import api
 
@@ -13,4 +13,5 @@ urlpatterns = [
     path("models", api.ModelList.as_view(), name="models"),
     path("account", api.AccountView.as_view(), name="account"),
     path("usage", api.UsageView.as_view(), name="usage"),
+    re_path(r"^[\s\S]*$", api.NotFound.as_view()),  # [\s\S]: even a path with a newline
 ]

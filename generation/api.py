@@ -82,24 +82,41 @@ class VideoCreateSerializer(serializers.Serializer):
 
     prompt = serializers.CharField(max_length=catalog.MAX_PROMPT_CHARS)
     negative_prompt = serializers.CharField(required=False, allow_blank=True)
-    model = serializers.CharField(required=False, help_text="See GET /models; default: the tiny model.")
+    model = serializers.CharField(
+        required=False, allow_blank=True, help_text="See GET /models; absent or empty: the default model."
+    )
     seed = serializers.IntegerField(required=False, min_value=0, max_value=catalog.MAX_SEED)
-    width = serializers.IntegerField(required=False)
-    height = serializers.IntegerField(required=False)
-    num_frames = serializers.IntegerField(required=False, help_text="4k+1 for Wan-family models.")
+    # The bounds of every model together; each model's own limits are in GET /models.
+    width = serializers.IntegerField(required=False, min_value=32, max_value=1280)
+    height = serializers.IntegerField(required=False, min_value=32, max_value=1280)
+    num_frames = serializers.IntegerField(required=False, min_value=1, max_value=81, help_text="4k+1 for Wan models.")
     fps = serializers.IntegerField(required=False, min_value=catalog.MIN_FPS, max_value=catalog.MAX_FPS)
-    steps = serializers.IntegerField(required=False)
+    steps = serializers.IntegerField(required=False, min_value=1, max_value=100)
     guidance = serializers.FloatField(required=False, min_value=catalog.MIN_GUIDANCE, max_value=catalog.MAX_GUIDANCE)
-    webhook_url = serializers.URLField(required=False, help_text="Called when the video starts and ends (Standard Webhooks).")
+    webhook_url = serializers.URLField(
+        required=False, allow_blank=True, help_text="Called when the video starts and ends (Standard Webhooks)."
+    )
     metadata = serializers.DictField(required=False, help_text="Yours, returned as given (at most 4 KB of JSON).")
 
 
 MAX_METADATA_BYTES = 4096
 
 
+def _scalars_only(data) -> None:
+    """JSON bodies may carry lists or objects where a form field takes one value: refuse
+    them by name rather than turning `["a"]` into the prompt "['a']"."""
+    for name in JobForm.base_fields:
+        value = data.get(name)
+        if isinstance(value, list | dict):
+            raise DjangoValidationError({name: f"{name} must be a single value, not a list or an object."})
+
+
 def _webhook_and_metadata(data) -> dict:
     """The API-only fields, checked; raises ValidationError naming the field."""
-    url = (data.get("webhook_url") or "").strip()
+    url = data.get("webhook_url") or ""
+    if not isinstance(url, str):
+        raise DjangoValidationError({"webhook_url": "Webhook URL must be a string."})
+    url = url.strip()
     metadata = data.get("metadata") or {}
     if url:
         validate_webhook_url(url)
@@ -147,20 +164,23 @@ LIST_FILTERS = [
     OpenApiParameter("status", OpenApiTypes.STR, enum=[state.value for state in Job.State]),
     OpenApiParameter("created_after", OpenApiTypes.DATETIME),
     OpenApiParameter("created_before", OpenApiTypes.DATETIME),
-    OpenApiParameter("limit", OpenApiTypes.INT, description="Page size, at most 100."),
+    OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100}, description="Page size, 1 to 100."),
     OpenApiParameter("cursor", OpenApiTypes.STR, description="From `next` or `previous` of a page."),
 ]
 
 
 def _filtered(jobs, query):
     """Apply the list filters; a bad value is a 400 naming the parameter."""
-    status_filter = query.get("status")
-    if status_filter:
+    limits = query.getlist("limit")
+    if limits and (len(limits) > 1 or not limits[0].isdigit() or not 1 <= int(limits[0]) <= VideoCursor.max_page_size):
+        raise exceptions.ValidationError({"limit": [f"limit must be a whole number from 1 to {VideoCursor.max_page_size}."]})
+    if "status" in query:
+        status_filter = query["status"]
         if status_filter not in Job.State.values:
             raise exceptions.ValidationError({"status": [f"Status must be one of {', '.join(Job.State.values)}."]})
         jobs = jobs.filter(state=status_filter)
     for name, lookup in (("created_after", "created_at__gt"), ("created_before", "created_at__lt")):
-        if query.get(name):
+        if name in query:
             moment = parse_datetime(query[name])
             if moment is None:
                 raise exceptions.ValidationError({name: [f"{name} must be an ISO 8601 date-time."]})
@@ -181,7 +201,7 @@ class VideoListCreate(APIView):
                     "previous": serializers.URLField(allow_null=True),
                 },
             ),
-            **errors(400, 401, 403),
+            **errors(400, 401, 403, 404),  # 404: a cursor that is not one of ours
         },
     )
     def get(self, request):
@@ -205,6 +225,8 @@ class VideoListCreate(APIView):
     )
     def post(self, request):
         actor = _actor(request, Perm.GENERATE)
+        if not isinstance(request.data, dict):
+            return error_response(400, "The request body must be a JSON object of the video's fields.")
         key = request.headers.get("Idempotency-Key", "").strip()
         if not key:
             response = self._create(request, actor)
@@ -216,6 +238,11 @@ class VideoListCreate(APIView):
         return response
 
     def _create(self, request, actor) -> Response:
+        try:
+            _scalars_only(request.data)
+        except DjangoValidationError as error:
+            fields = error.message_dict
+            return error_response(400, next(iter(fields.values()))[0], fields=fields)
         form = JobForm(data=request.data)
         if not form.is_valid():
             fields = {field: list(messages) for field, messages in form.errors.items()}
@@ -408,3 +435,16 @@ class UsageView(APIView):
         return Response(
             {"period_start": since, "by_member": rows(by_member, "member"), "by_api_key": rows(by_key, "api_key")}
         )
+
+
+class NotFound(APIView):
+    """Any other path under /api/: the API's JSON 404, not the site's HTML page."""
+
+    permission_classes: list = []
+    authentication_classes: list = []
+
+    @extend_schema(exclude=True)
+    def get(self, request, *args, **kwargs):
+        raise Http404("No such API endpoint. See /api/docs/.")
+
+    post = put = patch = delete = get

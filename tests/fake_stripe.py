@@ -8,10 +8,13 @@ at Checkout, a renewal, a failed charge) the test does with a helper, which retu
 webhook events Stripe would send; `sign()` signs them with Stripe's real scheme.
 
 Objects follow the shapes of API version 2026-10-28 (a subscription's period on its items,
-an invoice's subscription under `parent`)."""
+an invoice's subscription under `parent`). Metered prices bill a meter: a subscription may
+hold one such item beside its flat one, and an invoice that closes a period bills the
+customer's meter events of that period on it."""
 
 import copy
 import hashlib
+from decimal import Decimal
 import hmac
 import itertools
 import json
@@ -242,8 +245,7 @@ class FakeStripe:
         if params.get("customer"):
             self.get("customer", params["customer"])
         line_items = params.get("line_items", [])
-        for item in line_items:
-            self.get("price", item["price"])
+        self._items_check(line_items, quantity_required=True)
         session = self._new(
             "checkout.session", "cs", mode=params["mode"], customer=params.get("customer"),
             client_reference_id=params.get("client_reference_id"), metadata=params.get("metadata", {}),
@@ -275,12 +277,28 @@ class FakeStripe:
                 raise StripeError(400, f"A price with lookup_key {lookup_key} already exists.", code="lookup_key_exists")
             if holder:
                 holder["lookup_key"] = None
+        if ("unit_amount" in params) == ("unit_amount_decimal" in params):
+            raise StripeError(400, "Pass exactly one of unit_amount and unit_amount_decimal.", code="parameter_invalid")
+        amount = Decimal(params["unit_amount_decimal"] if "unit_amount_decimal" in params else params["unit_amount"])
         recurring = params.get("recurring")
+        usage_type = (recurring or {}).get("usage_type", "licensed")
+        meter = (recurring or {}).get("meter")
+        if usage_type == "metered":
+            # Since API version 2025-03-31 a metered price must bill a meter.
+            if not meter:
+                raise StripeError(400, "A metered price needs recurring[meter].", code="parameter_missing", param="recurring[meter]")
+            self.get("billing.meter", meter)
+        elif meter:
+            raise StripeError(400, "recurring[meter] is only for metered prices.", code="parameter_invalid")
         return self._new(
-            "price", "price", product=params["product"], unit_amount=int(params["unit_amount"]),
+            "price", "price", product=params["product"],
+            unit_amount=int(amount) if amount == amount.to_integral_value() else None,
+            unit_amount_decimal=format(amount.normalize(), "f"), nickname=params.get("nickname"),
             currency=params["currency"], lookup_key=lookup_key, active=True, metadata=params.get("metadata", {}),
             type="recurring" if recurring else "one_time",
-            recurring={"interval": recurring["interval"], "interval_count": 1, "usage_type": "licensed"} if recurring else None,
+            recurring={
+                "interval": recurring["interval"], "interval_count": 1, "usage_type": usage_type, "meter": meter,
+            } if recurring else None,
         )
 
     def _price_list(self, params: dict) -> dict:
@@ -293,6 +311,8 @@ class FakeStripe:
         return self._new(
             "billing.meter", "mtr", event_name=params["event_name"], display_name=params["display_name"], status="active",
             default_aggregation=params.get("default_aggregation", {"formula": "sum"}),
+            customer_mapping=params.get("customer_mapping", {"type": "by_id", "event_payload_key": "stripe_customer_id"}),
+            value_settings=params.get("value_settings", {"event_payload_key": "value"}),
         )
 
     def _meter_event_create(self, params: dict) -> dict:
@@ -311,36 +331,96 @@ class FakeStripe:
 
     # --- Subscriptions and invoices -------------------------------------------------------
 
-    def _subscription_new(self, *, customer: str, price_id: str, metadata: dict) -> dict:
-        now = int(time.time())
+    def _items_check(self, items: list[dict], *, quantity_required: bool = False) -> None:
+        """Stripe's rules for a subscription's prices: each once; metered ones take no quantity."""
+        prices = [item["price"] for item in items]
+        if len(set(prices)) != len(prices):
+            raise StripeError(400, "A subscription cannot have the same price twice.", code="parameter_invalid")
+        for item in items:
+            price = self.get("price", item["price"])
+            metered = (price.get("recurring") or {}).get("usage_type") == "metered"
+            if metered and "quantity" in item:
+                raise StripeError(
+                    400, "Quantity should not be specified where usage_type is `metered`. Remove quantity from "
+                    f"`{item['price']}`.", code="parameter_invalid",
+                )
+            if not metered and quantity_required and "quantity" not in item:
+                raise StripeError(400, f"Checkout needs a quantity for `{item['price']}`.", code="parameter_missing")
+
+    def _item_new(self, price_id: str, *, quantity, start: int, end: int) -> dict:
         price = self.get("price", price_id)
-        item = {
-            "id": f"si_{next(self._ids):06d}", "object": "subscription_item", "price": copy.deepcopy(price), "quantity": 1,
-            "current_period_start": now, "current_period_end": now + MONTH,
+        metered = price["recurring"]["usage_type"] == "metered"
+        return {
+            "id": f"si_{next(self._ids):06d}", "object": "subscription_item", "price": copy.deepcopy(price),
+            "quantity": None if metered else int(quantity or 1), "current_period_start": start, "current_period_end": end,
         }
+
+    def _subscription_new(self, *, customer: str, line_items: list[dict], metadata: dict) -> dict:
+        now = int(time.time())
+        items = [self._item_new(line["price"], quantity=line.get("quantity"), start=now, end=now + MONTH) for line in line_items]
         return self._new(
             "subscription", "sub", customer=customer, status="active", cancel_at_period_end=False, canceled_at=None,
-            metadata=metadata, items={"object": "list", "data": [item], "has_more": False}, latest_invoice=None,
+            metadata=metadata, items={"object": "list", "data": items, "has_more": False}, latest_invoice=None,
+        )
+
+    @staticmethod
+    def _period(subscription: dict) -> tuple[int, int]:
+        item = subscription["items"]["data"][0]
+        return item["current_period_start"], item["current_period_end"]
+
+    def _period_set(self, subscription: dict, start: int, end: int) -> None:
+        for item in subscription["items"]["data"]:
+            item["current_period_start"], item["current_period_end"] = start, end
+
+    def meter_usage(self, customer: str, meter_id: str, start: int, end: int) -> Decimal:
+        """The sum of the customer's meter events on the meter with start <= timestamp < end."""
+        meter = self.get("billing.meter", meter_id)
+        customer_key = meter["customer_mapping"]["event_payload_key"]
+        value_key = meter["value_settings"]["event_payload_key"]
+        return sum(
+            (Decimal(e["payload"][value_key]) for e in self.meter_events
+             if e["event_name"] == meter["event_name"] and e["payload"].get(customer_key) == customer
+             and start <= e["timestamp"] < end),
+            Decimal(0),
         )
 
     def _subscription_update(self, params: dict, id: str) -> dict:
         subscription = self.get("subscription", id)
         if subscription["status"] == "canceled":
             raise StripeError(400, "A canceled subscription can only update its cancellation_details and metadata.", code="resource_missing")
+        old_period = self._period(subscription)
+        items = subscription["items"]["data"]
         for change in params.get("items", []):
-            item = next(i for i in subscription["items"]["data"] if i["id"] == change["id"])
-            item["price"] = copy.deepcopy(self.get("price", change["price"]))
+            if "id" not in change:  # a new item
+                start, end = self._period(subscription)
+                items.append(self._item_new(change["price"], quantity=change.get("quantity"), start=start, end=end))
+                continue
+            item = next((i for i in items if i["id"] == change["id"]), None)
+            if item is None:
+                raise StripeError(404, f"No such subscription item: '{change['id']}'", param="items")
+            if _bool(change.get("deleted")):
+                items.remove(item)
+            elif "price" in change:
+                item["price"] = copy.deepcopy(self.get("price", change["price"]))
+                if item["price"]["recurring"]["usage_type"] == "metered":
+                    item["quantity"] = None
+        self._items_check([
+            {"price": i["price"]["id"], **({"quantity": i["quantity"]} if i["quantity"] is not None else {})} for i in items
+        ])
+        if not items:
+            raise StripeError(400, "A subscription needs at least one item.", code="parameter_invalid")
         if "cancel_at_period_end" in params:
             subscription["cancel_at_period_end"] = _bool(params["cancel_at_period_end"])
         if "metadata" in params:
             subscription["metadata"] = {**subscription["metadata"], **params["metadata"]}
         if params.get("billing_cycle_anchor") == "now":
-            item = subscription["items"]["data"][0]
-            item["current_period_start"] = int(time.time())
-            item["current_period_end"] = item["current_period_start"] + MONTH
+            now = int(time.time())
+            self._period_set(subscription, now, now + MONTH)
             if params.get("proration_behavior") != "none":
                 raise StripeError(400, "The fake only restarts a period without proration.", code="parameter_unknown")
-            invoice = self._invoice_new(subscription, billing_reason="subscription_update", paid=True)
+            # Restarting the cycle closes the old period: its metered usage is billed now.
+            usage_period = (old_period[0], now)
+            invoice = self._invoice_new(subscription, billing_reason="subscription_update", paid=True, usage_period=usage_period)
             self.outbox.append(self.event("invoice.paid", invoice))
         self.outbox.append(self.event("customer.subscription.updated", subscription))
         return subscription
@@ -350,27 +430,42 @@ class FakeStripe:
         subscription.update(status="canceled", canceled_at=int(time.time()))
         return subscription
 
-    def _invoice_new(self, subscription: dict, *, billing_reason: str, paid: bool, proration: bool = False) -> dict:
-        item = subscription["items"]["data"][0]
-        price = item["price"]
+    def _invoice_new(
+        self, subscription: dict, *, billing_reason: str, paid: bool, proration: bool = False,
+        usage_period: tuple[int, int] | None = None,
+    ) -> dict:
+        """Licensed items in advance, for the current period; metered items in arrears, for the
+        customer's meter events in `usage_period` (the period just closed), if one is given."""
+        start, end = self._period(subscription)
+        lines = []
+        for item in subscription["items"]["data"]:
+            price = item["price"]
+            if price["recurring"]["usage_type"] == "metered":
+                if usage_period is None or proration:
+                    continue
+                quantity = self.meter_usage(subscription["customer"], price["recurring"]["meter"], *usage_period)
+                amount, period = int((quantity * Decimal(price["unit_amount_decimal"])).to_integral_value()), usage_period
+            else:
+                quantity, amount, period = item["quantity"], price["unit_amount"] * item["quantity"], (start, end)
+            lines.append({
+                "id": f"il_{next(self._ids):06d}", "object": "line_item", "amount": amount, "quantity": str(quantity),
+                "parent": {"type": "subscription_item_details", "subscription_item_details": {
+                    "subscription": subscription["id"], "subscription_item": item["id"], "proration": proration,
+                }},
+                "period": {"start": period[0], "end": period[1]},
+                "pricing": {"type": "price_details", "price_details": {"price": price["id"], "product": price["product"]}},
+            })
+        total = sum(line["amount"] for line in lines)
         invoice = self._new(
             "invoice", "in", customer=subscription["customer"], status="paid" if paid else "open",
-            billing_reason=billing_reason, currency=price["currency"], amount_due=price["unit_amount"],
-            amount_paid=price["unit_amount"] if paid else 0, number=f"FC-{next(self._ids):04d}",
-            hosted_invoice_url=f"{self.url}/invoices/pay", period_start=item["current_period_start"],
-            period_end=item["current_period_end"],
+            billing_reason=billing_reason, currency=subscription["items"]["data"][0]["price"]["currency"], amount_due=total,
+            amount_paid=total if paid else 0, number=f"FC-{next(self._ids):04d}",
+            hosted_invoice_url=f"{self.url}/invoices/pay", period_start=start, period_end=end,
             parent={
                 "type": "subscription_details",
                 "subscription_details": {"subscription": subscription["id"], "metadata": subscription["metadata"]},
             },
-            lines={"object": "list", "has_more": False, "data": [{
-                "id": f"il_{next(self._ids):06d}", "object": "line_item", "amount": price["unit_amount"],
-                "parent": {"type": "subscription_item_details", "subscription_item_details": {
-                    "subscription": subscription["id"], "subscription_item": item["id"], "proration": proration,
-                }},
-                "period": {"start": item["current_period_start"], "end": item["current_period_end"]},
-                "pricing": {"type": "price_details", "price_details": {"price": price["id"], "product": price["product"]}},
-            }]},
+            lines={"object": "list", "has_more": False, "data": lines},
         )
         subscription["latest_invoice"] = invoice["id"]
         return invoice
@@ -411,7 +506,7 @@ class FakeStripe:
             events = {}
             if session["mode"] == "subscription":
                 subscription = self._subscription_new(
-                    customer=session["customer"], price_id=session["_line_items"][0]["price"],
+                    customer=session["customer"], line_items=session["_line_items"],
                     metadata=session["_subscription_data"].get("metadata", {}),
                 )
                 session["subscription"] = subscription["id"]
@@ -428,12 +523,13 @@ class FakeStripe:
         """A billing period ends: Stripe invoices the next one and charges the card."""
         with self.lock:
             subscription = self.get("subscription", subscription_id)
-            item = subscription["items"]["data"][0]
+            start, end = self._period(subscription)
             if paid:
-                item["current_period_start"] = item["current_period_end"]
-                item["current_period_end"] += MONTH
+                self._period_set(subscription, end, end + MONTH)
                 subscription["status"] = "active"
-                invoice = self._invoice_new(subscription, billing_reason="subscription_cycle", paid=True)
+                invoice = self._invoice_new(
+                    subscription, billing_reason="subscription_cycle", paid=True, usage_period=(start, end)
+                )
                 return {
                     "customer.subscription.updated": self.event("customer.subscription.updated", subscription),
                     "invoice.paid": self.event("invoice.paid", invoice),

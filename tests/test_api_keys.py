@@ -155,7 +155,7 @@ def test_a_key_acts_for_its_team_only(alice, charlie, client):
     charlie_secret = new_key(charlie)
     assert client.get(f"/api/v1/videos/{alice_job.id}", **bearer(charlie_secret)).status_code == 404
     listing = client.get("/api/v1/videos", **bearer(charlie_secret)).json()
-    assert listing == {"data": []}
+    assert listing == {"data": [], "next": None, "previous": None}
 
 
 def test_api_validation_errors_name_the_field(alice, client):

@@ -4,6 +4,7 @@ Stripe of tests/fake_stripe.py over HTTP; webhooks are signed with Stripe's real
 
 import io
 import json
+from decimal import Decimal
 import threading
 from datetime import timedelta
 
@@ -15,9 +16,11 @@ from django.utils import timezone
 
 from accounts.models import User
 from billing import ledger
-from billing.models import BillingAccount, CreditEntry, CreditPack, Plan, StripeEvent, UsageReport
+from billing.models import BillingAccount, CreditEntry, CreditPack, JobCharge, Plan, StripeEvent, UsageReport
 from billing.usage import usage_reports_send
+from generation import services
 from generation.models import Job
+from generation.services import JobParams, job_submit
 
 from .conftest import SMALL_REQUEST, client_for, page_text
 from .fake_stripe import MONTH, deliver, fake_stripe  # noqa: F401 (fixture)
@@ -322,7 +325,8 @@ def test_sync_stripe_twice_creates_each_product_and_price_once(fake_stripe):
     call_command("sync_stripe", stdout=io.StringIO())
     ids = stripe_ids()
     counts = {kind: len(fake_stripe.objects[kind]) for kind in ("product", "price", "billing.meter")}
-    assert counts == {"product": 5, "price": 5, "billing.meter": 1}  # 3 paid plans, 2 packs; Free sells nothing
+    # 3 paid plans, 2 packs, and the overage of the 2 metered plans; Free sells nothing
+    assert counts == {"product": 5, "price": 7, "billing.meter": 1}
 
     out = io.StringIO()
     call_command("sync_stripe", stdout=out)
@@ -388,3 +392,154 @@ def test_a_proration_only_invoice_grants_no_credits(owner, stripe_catalog):
     event = stripe_catalog.proration_invoice_paid(account_of(team).stripe_subscription_id)
     assert deliver(stripe_catalog, event).json()["status"] == "ignored"
     assert account_of(team).subscription_credits == 500
+
+
+# --- Metered overage: a price on the meter, on the subscription of a metered plan ---------------
+
+
+def prices_of(fake, subscription_id: str) -> dict[str, dict]:
+    """The subscription's items by price id."""
+    return {item["price"]["id"]: item for item in fake.objects["subscription"][subscription_id]["items"]["data"]}
+
+
+def test_sync_stripe_gives_each_metered_plan_a_metered_overage_price_on_the_meter(fake_stripe):
+    call_command("sync_stripe", stdout=io.StringIO())
+    (meter,) = fake_stripe.objects["billing.meter"].values()
+    metered = {p["id"]: p for p in fake_stripe.objects["price"].values() if p["recurring"] and p["recurring"]["usage_type"] == "metered"}
+    plans = {plan.slug: plan for plan in Plan.objects.all()}
+    assert set(metered) == {plans["pro"].stripe_overage_price_id, plans["business"].stripe_overage_price_id}
+    for slug in ("pro", "business"):
+        plan, price = plans[slug], metered[plans[slug].stripe_overage_price_id]
+        assert plan.metered_overage and plan.overage_cents_per_video_second > 0, "the rate comes from plans.toml"
+        assert price["recurring"] == {"interval": "month", "interval_count": 1, "usage_type": "metered", "meter": meter["id"]}
+        assert Decimal(price["unit_amount_decimal"]) == plan.overage_cents_per_video_second
+        assert (price["product"], price["currency"], price["lookup_key"]) == (plan.stripe_product_id, "usd", f"framecast-plan-{slug}-overage")
+    assert plans["creator"].stripe_overage_price_id == plans["free"].stripe_overage_price_id == ""
+
+    out = io.StringIO()
+    call_command("sync_stripe", stdout=out)
+    assert "created" not in out.getvalue()
+    assert len(fake_stripe.objects["price"]) == 7 and len(fake_stripe.objects["billing.meter"]) == 1
+    assert {p.slug: p.stripe_overage_price_id for p in Plan.objects.all()} == {s: p.stripe_overage_price_id for s, p in plans.items()}
+
+
+def test_sync_stripe_replaces_a_changed_overage_rate_and_archives_the_old_price(fake_stripe):
+    call_command("sync_stripe", stdout=io.StringIO())
+    old = Plan.objects.get(slug="pro").stripe_overage_price_id
+    Plan.objects.filter(slug="pro").update(overage_cents_per_video_second=Decimal("5.25"))
+
+    call_command("sync_stripe", stdout=io.StringIO())
+    new = fake_stripe.objects["price"][Plan.objects.get(slug="pro").stripe_overage_price_id]
+    assert new["id"] != old and fake_stripe.objects["price"][old]["active"] is False
+    assert (new["unit_amount_decimal"], new["unit_amount"], new["lookup_key"]) == ("5.25", None, "framecast-plan-pro-overage")
+    assert fake_stripe.objects["price"][old]["lookup_key"] is None
+    assert len(fake_stripe.objects["price"]) == 8
+
+
+def test_checkout_for_a_metered_plan_subscribes_to_its_flat_and_overage_prices(owner, stripe_catalog):
+    team = owner.personal_team
+    pro = Plan.objects.get(slug="pro")
+    events = checkout(client_for(owner, team), stripe_catalog, plan="pro")
+    session = stripe_catalog.objects["checkout.session"][events["checkout.session.completed"]["data"]["object"]["id"]]
+    assert session["_line_items"] == [{"price": pro.stripe_price_id, "quantity": "1"}, {"price": pro.stripe_overage_price_id}]
+
+    deliver_all(stripe_catalog, events.values())
+    account = account_of(team)
+    assert (account.plan.slug, account.status, account.subscription_credits) == ("pro", "active", 6000)
+    items = prices_of(stripe_catalog, account.stripe_subscription_id)
+    assert set(items) == {pro.stripe_price_id, pro.stripe_overage_price_id}
+    assert items[pro.stripe_overage_price_id]["quantity"] is None
+    assert set(StripeEvent.objects.values_list("status", flat=True)) == {"processed"}
+    rate = f"${pro.overage_cents_per_video_second / 100:.2f} a video-second"
+    assert rate in page_text(client_for(owner, team).get("/billing/")), "the plans table shows the overage rate"
+
+
+def test_checkout_for_a_creator_plan_has_no_overage_item(owner, stripe_catalog):
+    subscribed(owner, stripe_catalog, plan="creator")
+    account = account_of(owner.personal_team)
+    assert list(prices_of(stripe_catalog, account.stripe_subscription_id)) == [account.plan.stripe_price_id]
+
+
+def test_a_metered_plan_without_an_overage_price_is_not_sold(owner, stripe_catalog):
+    Plan.objects.filter(slug="pro").update(stripe_overage_price_id="")
+    response = client_for(owner, owner.personal_team).post("/billing/plan/", {"plan": "pro"}, follow=True)
+    assert "its overage has no Stripe price" in page_text(response)
+    assert not stripe_catalog.objects["checkout.session"]
+
+
+def test_plan_changes_add_and_remove_the_overage_item(owner, stripe_catalog):
+    team = owner.personal_team
+    plans = {plan.slug: plan for plan in Plan.objects.all()}
+    client, _ = subscribed(owner, stripe_catalog, plan="creator")
+    subscription_id = account_of(team).stripe_subscription_id
+
+    client.post("/billing/plan/", {"plan": "pro"})  # upgrade: the overage item is added
+    deliver_all(stripe_catalog, stripe_catalog.take_events())
+    assert set(prices_of(stripe_catalog, subscription_id)) == {plans["pro"].stripe_price_id, plans["pro"].stripe_overage_price_id}
+    assert (account_of(team).plan.slug, account_of(team).subscription_credits) == ("pro", 6000)
+
+    client.post("/billing/plan/", {"plan": "business"})  # metered to metered: the item moves to the new rate
+    deliver_all(stripe_catalog, stripe_catalog.take_events())
+    items = prices_of(stripe_catalog, subscription_id)
+    assert set(items) == {plans["business"].stripe_price_id, plans["business"].stripe_overage_price_id}
+    assert account_of(team).plan.slug == "business"
+
+    client.post("/billing/plan/", {"plan": "creator"})  # downgrade: the overage item is removed
+    events = stripe_catalog.take_events()
+    assert [event["type"] for event in events] == ["customer.subscription.updated"]
+    deliver_all(stripe_catalog, events)
+    assert list(prices_of(stripe_catalog, subscription_id)) == [plans["creator"].stripe_price_id]
+    assert account_of(team).plan.slug == "creator"
+
+
+def test_an_invoice_of_metered_usage_alone_grants_no_plan_credits(owner, stripe_catalog):
+    team = owner.personal_team
+    subscribed(owner, stripe_catalog, plan="pro")
+    account = account_of(team)
+    ledger.credits_adjust(team, amount=-1000, actor="test", note="spent on videos")
+    invoice = stripe_catalog.objects["invoice"][stripe_catalog.objects["subscription"][account.stripe_subscription_id]["latest_invoice"]]
+    overage = account.plan.stripe_overage_price_id
+    usage_only = {
+        **invoice, "id": "in_usage_only", "billing_reason": "subscription_update",
+        "lines": {**invoice["lines"], "data": [
+            {**line, "pricing": {"type": "price_details", "price_details": {"price": overage, "product": account.plan.stripe_product_id}}}
+            for line in invoice["lines"]["data"][:1]
+        ]},
+    }
+    assert deliver(stripe_catalog, stripe_catalog.event("invoice.paid", usage_only)).json()["status"] == "ignored"
+    assert account_of(team).subscription_credits == 5000
+
+
+def test_overage_of_a_job_is_metered_for_the_customer_and_billed_on_the_next_invoice(owner, stripe_catalog):
+    team = owner.personal_team
+    subscribed(owner, stripe_catalog, plan="pro")
+    account = account_of(team)
+    pro = account.plan
+    ledger.credits_adjust(team, amount=-(account.available - 25), actor="test", note="leave 25")
+    job = job_submit(team=team, user=owner, params=JobParams(
+        model_name="framecast-tiny", prompt="a kite", negative_prompt="", seed=3, fps=16, guidance=5.0,
+        width=832, height=480, num_frames=81, steps=50,
+    ))  # costs 100 credits: 25 from the balance, 75 as overage
+    assert JobCharge.objects.get(job_id=job.id).overage_credits == 75
+    job = services.job_start(job.id, worker="w")
+    job = services.job_start_encoding(job, inference_seconds=1)
+    services.job_succeed(job, video=b"v", poster=b"p", encode_seconds=0.1)
+    report = UsageReport.objects.get(identifier=f"job-{job.id}")
+
+    assert usage_reports_send().sent == 1
+    (event,) = stripe_catalog.meter_events
+    assert (event["identifier"], event["payload"]["stripe_customer_id"]) == (f"job-{job.id}", account.stripe_customer_id)
+    # Billable: the event's meter is the one the subscription's overage price bills.
+    (meter,) = [m for m in stripe_catalog.objects["billing.meter"].values() if m["event_name"] == event["event_name"]]
+    overage_item = prices_of(stripe_catalog, account.stripe_subscription_id)[pro.stripe_overage_price_id]
+    assert overage_item["price"]["recurring"]["meter"] == meter["id"]
+
+    # At the renewal Stripe bills the period's usage at the plan's rate beside the next month.
+    renewal = stripe_catalog.subscription_renew(account.stripe_subscription_id)
+    lines = {line["pricing"]["price_details"]["price"]: line for line in renewal["invoice.paid"]["data"]["object"]["lines"]["data"]}
+    expected = round(Decimal(str(report.value)) * pro.overage_cents_per_video_second)
+    assert Decimal(lines[pro.stripe_overage_price_id]["quantity"]) == Decimal(str(report.value))
+    assert (lines[pro.stripe_price_id]["amount"], lines[pro.stripe_overage_price_id]["amount"]) == (pro.price_cents, expected)
+    assert expected > 0
+    deliver_all(stripe_catalog, renewal.values())
+    assert account_of(team).subscription_credits == 6000, "the renewal still grants the plan's credits"

@@ -4,7 +4,14 @@ Idempotent: products are found by their `framecast_key` metadata (or the id stor
 row), prices by their lookup key, the meter by its event name; running it twice creates
 nothing new. A price whose amount changed is replaced (Stripe prices are immutable): the
 new one takes over the lookup key and the old one is archived, so existing subscribers
-keep their price until moved."""
+keep their price until moved.
+
+A plan with metered overage also gets a monthly metered Price on the Billing Meter (lookup
+key `framecast-plan-<slug>-overage`, `overage_cents_per_video_second` cents a unit), which
+Checkout and plan changes put on the subscription beside the flat price, so the meter
+events of billing.usage are billed."""
+
+from decimal import Decimal
 
 import stripe
 from django.conf import settings
@@ -44,6 +51,7 @@ def _price_matches(price: dict, *, product_id: str, amount: int, monthly: bool) 
         and price.get("unit_amount") == amount
         and price.get("currency") == CURRENCY
         and (interval == "month" if monthly else interval is None)
+        and dig(price, "recurring", "usage_type") != "metered"
     )
 
 
@@ -65,6 +73,58 @@ def _price_ensure(client, *, product_id: str, lookup_key: str, amount: int, mont
     if current:
         client.v1.prices.update(current["id"], {"active": False})
     return price, True
+
+
+def _cents_decimal(cents: Decimal) -> str:
+    """Cents as Stripe's `unit_amount_decimal` wants them: a plain decimal string."""
+    return format(Decimal(cents).normalize(), "f")
+
+
+def _overage_price_matches(price: dict, *, product_id: str, cents: Decimal, meter_id: str) -> bool:
+    amount = price.get("unit_amount_decimal")
+    return (
+        price.get("product") == product_id
+        and amount is not None
+        and Decimal(str(amount)) == Decimal(cents)
+        and price.get("currency") == CURRENCY
+        and dig(price, "recurring", "interval") == "month"
+        and dig(price, "recurring", "usage_type") == "metered"
+        and dig(price, "recurring", "meter") == meter_id
+    )
+
+
+def _overage_price_ensure(
+    client, *, product_id: str, lookup_key: str, cents: Decimal, meter_id: str
+) -> tuple[dict, bool]:
+    """The plan's monthly metered price on the meter, `cents` a video-second; replaced (and the
+    old one archived) when the rate, product or meter changed."""
+    found = client.v1.prices.list({"lookup_keys": [lookup_key], "limit": 1}).data
+    current = found[0].to_dict() if found else None
+    if current and _overage_price_matches(current, product_id=product_id, cents=cents, meter_id=meter_id):
+        return current, False
+    price = client.v1.prices.create(
+        {
+            "product": product_id,
+            "unit_amount_decimal": _cents_decimal(cents),
+            "currency": CURRENCY,
+            "recurring": {"interval": "month", "usage_type": "metered", "meter": meter_id},
+            "nickname": "Overage per video-second",
+            "lookup_key": lookup_key,
+            "transfer_lookup_key": True,
+        }
+    ).to_dict()
+    if current:
+        client.v1.prices.update(current["id"], {"active": False})
+    return price, True
+
+
+def _price_archive(client, *, lookup_key: str) -> str | None:
+    """Archive the active price holding `lookup_key`, if any; returns its id."""
+    found = client.v1.prices.list({"lookup_keys": [lookup_key], "limit": 1}).data
+    if found and found[0].get("active", True):
+        client.v1.prices.update(found[0].id, {"active": False})
+        return found[0].id
+    return None
 
 
 def _meter_ensure(client, *, event_name: str) -> tuple[dict, bool]:
@@ -97,6 +157,9 @@ class Command(BaseCommand):
             raise CommandError(f"Stripe refused a request: {error}") from None
 
     def _sync(self, client) -> None:
+        # The meter first: the plans' overage prices are built on it.
+        meter, created = _meter_ensure(client, event_name=settings.STRIPE_METER_EVENT_NAME)
+        self.stdout.write(f"meter {settings.STRIPE_METER_EVENT_NAME}: {meter['id']} ({'created' if created else 'found'})")
         rows = [("plan", plan, True) for plan in Plan.objects.filter(is_active=True)]
         rows += [("pack", pack, False) for pack in CreditPack.objects.filter(is_active=True)]
         for kind, row, monthly in rows:
@@ -113,6 +176,29 @@ class Command(BaseCommand):
                 f"{kind} {row.slug}: product {product['id']} ({'created' if product_created else 'found'}), "
                 f"price {price['id']} ({'created' if price_created else 'found'})"
             )
-        meter, created = _meter_ensure(client, event_name=settings.STRIPE_METER_EVENT_NAME)
-        self.stdout.write(f"meter {settings.STRIPE_METER_EVENT_NAME}: {meter['id']} ({'created' if created else 'found'})")
+            if kind == "plan":
+                self._overage_sync(client, row, product_id=product["id"], meter_id=meter["id"])
         self.stdout.write(self.style.SUCCESS("Stripe matches the plans and packs."))
+
+    def _overage_sync(self, client, plan: Plan, *, product_id: str, meter_id: str) -> None:
+        lookup_key = f"framecast-plan-{plan.slug}-overage"
+        if not plan.metered_overage or plan.overage_cents_per_video_second <= 0:
+            if plan.metered_overage:
+                self.stderr.write(
+                    f"plan {plan.slug}: metered overage without overage_cents_per_video_second, so its overage "
+                    "cannot be billed and Checkout refuses the plan. Set it in billing/plans.toml and run "
+                    "`manage.py sync_plans`, then this command again."
+                )
+            archived = _price_archive(client, lookup_key=lookup_key)
+            Plan.objects.filter(pk=plan.pk).update(stripe_overage_price_id="")
+            if archived:
+                self.stdout.write(f"plan {plan.slug}: overage price {archived} archived (no metered overage)")
+            return
+        price, created = _overage_price_ensure(
+            client, product_id=product_id, lookup_key=lookup_key, cents=plan.overage_cents_per_video_second, meter_id=meter_id
+        )
+        Plan.objects.filter(pk=plan.pk).update(stripe_overage_price_id=price["id"])
+        self.stdout.write(
+            f"plan {plan.slug}: overage price {price['id']} at {_cents_decimal(plan.overage_cents_per_video_second)} "
+            f"cents a video-second ({'created' if created else 'found'})"
+        )
