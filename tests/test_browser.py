@@ -110,23 +110,26 @@ def test_sign_up_generate_watch_progress_and_play(embedded_server, browser):
     # The price is shown before submitting, from the server's one pricing rule.
     page.wait_for_function("/^[0-9]+$/.test(document.querySelector('[data-price]').textContent)")
     assert "balance 100 credits on the Free plan" in page.inner_text(".quote")
-    # Record every step the page shows, from before its own scripts run.
+    # Record every step the page shows, from before its own scripts run. A mutation record
+    # carries the value it replaced (several changes may arrive in one batch), so the steps
+    # shown are each replaced value, then the current one.
     page.add_init_script(
-        """window.stepsShown = [];
-        new MutationObserver((records) => records.forEach((r) => window.stepsShown.push(Number(r.target.dataset.step))))
-            .observe(document, {subtree: true, attributes: true, attributeFilter: ['data-step']});"""
+        """window.replacedSteps = [];
+        new MutationObserver((records) => records.forEach((r) => window.replacedSteps.push(Number(r.oldValue))))
+            .observe(document, {subtree: true, attributes: true, attributeOldValue: true, attributeFilter: ['data-step']});
+        window.stepsShown = () => [...window.replacedSteps, Number(document.getElementById('job').dataset.step)];"""
     )
     page.click("text=Generate video")
     page.wait_for_url("**/jobs/**")
-    page.wait_for_function("window.stepsShown.some((step) => step >= 5)", timeout=60000)
-    shown_before_reload = page.evaluate("window.stepsShown")
+    page.wait_for_function("window.stepsShown().some((step) => step >= 5)", timeout=60000)
+    shown_before_reload = page.evaluate("window.stepsShown()")
 
     # Reload mid-job: the page resumes from the job's stored state, not from zero.
     page.reload()
     if page.get_attribute("#job", "data-state") == "running":
         assert int(page.get_attribute("#job", "data-step")) >= max(shown_before_reload)
     page.wait_for_function("document.getElementById('job').dataset.state === 'succeeded'", timeout=120000)
-    shown_after_reload = page.evaluate("window.stepsShown")
+    shown_after_reload = page.evaluate("window.stepsShown()")
 
     for shown in (shown_before_reload, shown_after_reload):
         assert all(later - earlier in (0, 1) for earlier, later in zip(shown, shown[1:])), shown
