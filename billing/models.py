@@ -25,6 +25,9 @@ class Plan(models.Model):
     metered_overage = models.BooleanField(
         default=False, help_text="Jobs beyond the balance run anyway and are billed as metered usage."
     )
+    # REST API rate limits, per API key (or per member using the API from the browser).
+    api_requests_per_minute = models.PositiveIntegerField(default=60)
+    api_videos_per_minute = models.PositiveIntegerField(default=5)
     is_active = models.BooleanField(default=True)
     order = models.PositiveSmallIntegerField(default=0)
     stripe_product_id = models.CharField(max_length=100, blank=True, default="")

@@ -24,4 +24,5 @@ class Error(serializers.Serializer):
 
 
 def errors(*statuses: int) -> dict:
-    return {status: Error for status in statuses}
+    """The error responses of an operation; every call may also hit its rate limit (429)."""
+    return {status: Error for status in {*statuses, 429}}

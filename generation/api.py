@@ -24,6 +24,7 @@ from accounts.permissions import Perm, require
 from accounts.selectors import request_actor
 from billing.ledger import account_for_team
 from billing.quotas import SubmissionRefused
+from billing.rate_limits import PlanRequestThrottle, PlanVideoThrottle
 from billing.usage import period_start, usage_this_period
 from config.api_errors import error_response
 from config.api_schema import errors
@@ -189,6 +190,8 @@ def _filtered(jobs, query):
 
 
 class VideoListCreate(APIView):
+    throttle_classes = [PlanRequestThrottle, PlanVideoThrottle]
+
     @extend_schema(
         operation_id="list_videos",
         parameters=LIST_FILTERS,

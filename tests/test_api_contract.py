@@ -100,3 +100,28 @@ def test_prefer_wait_holds_the_response_then_returns_the_current_state(client, s
     assert response.status_code == 201
     assert response.json()["status"] == "queued"  # no worker in this test: still waiting after 1 s
     assert response.json()["progress"] == {"step": 0, "steps": 4, "percent": 0}
+
+
+def test_requests_beyond_the_plans_rate_are_429_with_retry_after(client, secret, alice):
+    from billing.models import Plan
+
+    Plan.objects.filter(slug="creator").update(api_requests_per_minute=3, api_videos_per_minute=2)
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+    statuses = [client.get("/api/v1/models", **auth).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    refused = client.get("/api/v1/models", **auth)
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    error = refused.json()["error"]
+    assert error["type"] == "rate_limited"
+    assert error["message"].startswith("Rate limit reached: 3 requests a minute on the Creator plan. Retry in")
+
+
+def test_video_submissions_have_their_own_lower_limit(client, secret, alice):
+    from billing.models import Plan
+
+    Plan.objects.filter(slug="creator").update(api_requests_per_minute=100, api_videos_per_minute=2)
+    statuses = [create(client, secret, SMALL_REQUEST).status_code for _ in range(3)]
+    assert statuses == [201, 201, 429]
+    assert "2 new videos a minute" in create(client, secret, SMALL_REQUEST).json()["error"]["message"]
+    assert client.get("/api/v1/videos", HTTP_AUTHORIZATION=f"Bearer {secret}").status_code == 200
+    assert Job.objects.count() == 2
