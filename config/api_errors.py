@@ -1,7 +1,7 @@
 """One JSON error shape for the whole REST API:
 
     {"error": {"type": "invalid_request", "message": "Width must be a multiple of 16 (got 100).",
-               "field": "width", "fields": {"width": ["..."]}}}
+               "field": "width", "fields": {"width": ["..."]}, "request_id": "req_..."}}
 """
 
 from django.core.exceptions import PermissionDenied
@@ -9,6 +9,8 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from .request_id import current_request_id
 
 ERROR_TYPES = {
     status.HTTP_400_BAD_REQUEST: "invalid_request",
@@ -32,6 +34,7 @@ def error_response(
     if fields:
         body["field"] = next(iter(fields))
         body["fields"] = fields
+    body["request_id"] = current_request_id.get()
     return Response({"error": body}, status=status_code, headers=headers)
 
 

@@ -44,6 +44,7 @@ class VideoSerializer(serializers.ModelSerializer):
     status = serializers.CharField(source="state")
     model = serializers.CharField(source="model_name")
     progress = serializers.SerializerMethodField()
+    queue_position = serializers.SerializerMethodField()
     error = serializers.CharField(source="error_message")
     content_url = serializers.SerializerMethodField()
 
@@ -51,16 +52,28 @@ class VideoSerializer(serializers.ModelSerializer):
         model = Job
         fields = [
             "id", "status", "prompt", "negative_prompt", "model", "seed", "width", "height", "num_frames",
-            "fps", "steps", "guidance", "price_credits", "metadata", "webhook_url", "progress", "error", "created_at", "started_at", "finished_at",
+            "fps", "steps", "guidance", "price_credits", "metadata", "webhook_url", "progress", "queue_position", "error", "created_at", "started_at", "finished_at",
             "content_url",
         ]
 
     def get_progress(self, job) -> dict:
+        eta = None
+        if job.state == Job.State.RUNNING and job.progress_step and job.started_at:
+            elapsed = (timezone.now() - job.started_at).total_seconds()
+            eta = round(elapsed / job.progress_step * (job.steps - job.progress_step), 1)
         return {
             "step": job.progress_step,
             "steps": job.steps,
             "percent": round(100 * job.progress_step / job.steps) if job.steps else 0,
+            "eta_seconds": eta,
         }
+
+    def get_queue_position(self, job) -> int | None:
+        """1 = next to start on its pool; None once it runs (or while throttled)."""
+        if job.state != Job.State.QUEUED or job.dispatch_key is None:
+            return None
+        ahead = Job.objects.filter(pool=job.pool, state=Job.State.QUEUED, dispatch_key__lt=job.dispatch_key).count()
+        return ahead + 1
 
     def get_content_url(self, job) -> str | None:
         if job.state != Job.State.SUCCEEDED:
@@ -91,6 +104,9 @@ class VideoCreateSerializer(serializers.Serializer):
     width = serializers.IntegerField(required=False, min_value=32, max_value=1280)
     height = serializers.IntegerField(required=False, min_value=32, max_value=1280)
     num_frames = serializers.IntegerField(required=False, min_value=1, max_value=81, help_text="4k+1 for Wan models.")
+    duration = serializers.FloatField(
+        required=False, min_value=0.1, max_value=20, help_text="Seconds of video, instead of num_frames."
+    )
     fps = serializers.IntegerField(required=False, min_value=catalog.MIN_FPS, max_value=catalog.MAX_FPS)
     steps = serializers.IntegerField(required=False, min_value=1, max_value=100)
     guidance = serializers.FloatField(required=False, min_value=catalog.MIN_GUIDANCE, max_value=catalog.MAX_GUIDANCE)
@@ -110,6 +126,26 @@ def _scalars_only(data) -> None:
         value = data.get(name)
         if isinstance(value, list | dict):
             raise DjangoValidationError({name: f"{name} must be a single value, not a list or an object."})
+
+
+def _with_frames_from_duration(data):
+    """`duration` (seconds) instead of `num_frames`: the nearest frame count the model takes
+    at the requested (or default) fps."""
+    if "duration" not in data or data.get("num_frames") not in (None, ""):
+        return data
+    try:
+        duration = float(data["duration"])
+    except (TypeError, ValueError):
+        raise DjangoValidationError({"duration": "Duration must be a number of seconds."}) from None
+    if not 0 < duration <= 20:
+        raise DjangoValidationError({"duration": "Duration must be more than 0 and at most 20 seconds."})
+    spec = catalog.get_model(data.get("model") or catalog.default_model().name) or catalog.default_model()
+    try:
+        fps = int(data.get("fps") or spec.defaults["fps"])
+    except (TypeError, ValueError):
+        return data  # the form names the bad fps
+    step = spec.frame_step
+    return {**data, "num_frames": max(1, step * round(duration * fps / step) + 1)}
 
 
 def _webhook_and_metadata(data) -> dict:
@@ -243,10 +279,11 @@ class VideoListCreate(APIView):
     def _create(self, request, actor) -> Response:
         try:
             _scalars_only(request.data)
+            data = _with_frames_from_duration(request.data)
         except DjangoValidationError as error:
             fields = error.message_dict
             return error_response(400, next(iter(fields.values()))[0], fields=fields)
-        form = JobForm(data=request.data)
+        form = JobForm(data=data)
         if not form.is_valid():
             fields = {field: list(messages) for field, messages in form.errors.items()}
             return error_response(400, next(iter(fields.values()))[0], fields=fields)

@@ -29,8 +29,10 @@ def run_claimed(job: Job) -> None:
     heartbeat.job_started(job_id)
     try:
         _generate(job)
-    except (services.InvalidTransition, pipeline.GenerationCancelled):
-        # Cancelled, or presumed lost and requeued: another attempt owns it now.
+    except pipeline.GenerationCancelled as stop:
+        logger.info("Job %s cancelled: stopped after step %d of %d", job_id, stop.steps_done, stop.steps_total)
+    except services.InvalidTransition:
+        # Cancelled while encoding, or presumed lost and requeued: another attempt owns it.
         logger.info("Job %s is no longer this worker's; its result is dropped", job_id)
     except Exception as error:  # noqa: BLE001 - any failure must end the job, never leave it running
         logger.exception("Job %s failed", job_id)

@@ -99,7 +99,7 @@ def test_prefer_wait_holds_the_response_then_returns_the_current_state(client, s
     response = create(client, secret, SMALL_REQUEST, HTTP_PREFER="wait=1")
     assert response.status_code == 201
     assert response.json()["status"] == "queued"  # no worker in this test: still waiting after 1 s
-    assert response.json()["progress"] == {"step": 0, "steps": 4, "percent": 0}
+    assert response.json()["progress"] == {"step": 0, "steps": 4, "percent": 0, "eta_seconds": None}
 
 
 def test_requests_beyond_the_plans_rate_are_429_with_retry_after(client, secret, alice):
@@ -125,3 +125,11 @@ def test_video_submissions_have_their_own_lower_limit(client, secret, alice):
     assert "2 new videos a minute" in create(client, secret, SMALL_REQUEST).json()["error"]["message"]
     assert client.get("/api/v1/videos", HTTP_AUTHORIZATION=f"Bearer {secret}").status_code == 200
     assert Job.objects.count() == 2
+
+
+def test_a_proxys_request_id_is_kept_and_returned(client):
+    response = client.get("/api/v1/videos", HTTP_X_REQUEST_ID="edge-1234")
+    assert response.status_code == 401
+    assert response["X-Request-ID"] == "edge-1234" and response.json()["error"]["request_id"] == "edge-1234"
+    odd = client.get("/api/v1/videos", HTTP_X_REQUEST_ID="x" * 500)
+    assert odd["X-Request-ID"].startswith("req_")  # not echoed back blindly

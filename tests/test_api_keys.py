@@ -71,7 +71,9 @@ def test_revoked_and_expired_keys_get_401_json(alice, client, mutate, message):
     key.save()
     response = client.get("/api/v1/videos", **bearer(secret))
     assert response.status_code == 401
-    assert response.json() == {"error": {"type": "authentication_failed", "message": message}}
+    error = response.json()["error"]
+    assert (error["type"], error["message"]) == ("authentication_failed", message)
+    assert error["request_id"] == response["X-Request-ID"] and error["request_id"].startswith("req_")
     assert response["WWW-Authenticate"] == "Bearer"
 
 

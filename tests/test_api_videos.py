@@ -38,7 +38,7 @@ def test_create_then_read_a_video(api, django_capture_on_commit_callbacks):
     assert created.status_code == 201 and len(dispatched) == 1
     body = created.json()
     assert body["status"] == "queued" and body["seed"] == 42 and body["model"] == "framecast-tiny"
-    assert body["progress"] == {"step": 0, "steps": 4, "percent": 0} and body["content_url"] is None
+    assert body["progress"] == {"step": 0, "steps": 4, "percent": 0, "eta_seconds": None} and body["content_url"] is None
     assert api.get(f"videos/{body['id']}").json()["id"] == body["id"]
     assert [video["id"] for video in api.get("videos").json()["data"]] == [body["id"]]
 
@@ -53,10 +53,11 @@ def test_cancelling_a_queued_video_returns_its_credits_and_a_second_cancel_is_a_
     assert account.available == before + video["price_credits"]
     again = api.post(f"videos/{video['id']}/cancel")
     assert again.status_code == 409
-    assert again.json()["error"] == {
-        "type": "conflict",
-        "message": "The job has already ended (cancelled); there is nothing to cancel.",
-    }
+    error = again.json()["error"]
+    assert (error["type"], error["message"]) == (
+        "conflict",
+        "The job has already ended (cancelled); there is nothing to cancel.",
+    )
 
 
 def test_the_studio_cancel_button(alice, alice_client):
@@ -130,3 +131,13 @@ def test_account_and_usage(api, alice):
     assert account["balance"]["available"] == 1500
     usage = api.get("usage").json()
     assert usage["by_api_key"] == [] and "period_start" in usage
+
+
+def test_duration_instead_of_frames_and_the_queue_position(api, alice):
+    first = api.post("videos", {**SMALL_REQUEST, "num_frames": None, "duration": 2, "fps": 8}).json()
+    assert first["num_frames"] == 17  # 2 s at 8 fps, as the model's 4k+1
+    second = api.post("videos", SMALL_REQUEST).json()
+    assert (first["queue_position"], second["queue_position"]) == (1, 2)
+    bad = api.post("videos", {**SMALL_REQUEST, "num_frames": None, "duration": "long"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "duration"
+    assert first["progress"]["eta_seconds"] is None

@@ -189,3 +189,33 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_job_completes(transactional
     statuses = {row.worker.hostname.split("@")[0]: row for row in worker_statuses("cpu")}
     assert statuses["w1"].status == "stale"
     assert statuses["w2"].status == "healthy" and statuses["w2"].worker.device == "cpu"
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_cancelling_a_running_job_stops_it_within_one_step(transactional_db, alice, start_worker, tmp_path):
+    """The worker checks at every denoising step: after a cancel it runs at most the step it
+    was in, stores no video, and its credits are back at once."""
+    job = job_submit(
+        team=alice.personal_team, user=alice, params=params(width=192, height=192, num_frames=33, steps=30)
+    )
+    start_worker("w1")
+    deadline = time.monotonic() + 120
+    while Job.objects.get(pk=job.pk).progress_step < 2:
+        assert time.monotonic() < deadline, "the worker never got going"
+        time.sleep(0.02)
+    services.job_cancel(job.id)
+    step_at_cancel = Job.objects.get(pk=job.pk).progress_step
+    account = BillingAccount.objects.get(team=alice.personal_team)
+    assert (account.available, account.held_credits) == (100, 0)
+    # The worker notices: it becomes free (its heartbeat shows no current job).
+    while not WorkerHeartbeat.objects.filter(hostname__startswith="w1@", jobs_done=1, current_job_id=None).exists():
+        assert time.monotonic() < deadline, "the worker did not stop"
+        time.sleep(0.1)
+    job.refresh_from_db()
+    assert job.state == S.CANCELLED and not job.video
+    import re
+
+    stopped = re.search(r"cancelled: stopped after step (\d+) of 30", (tmp_path / "worker-w1.log").read_text())
+    assert stopped, "the worker did not report where it stopped"
+    assert int(stopped.group(1)) <= step_at_cancel + 1
