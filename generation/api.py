@@ -5,6 +5,7 @@ import hashlib
 import json
 import time
 from datetime import timedelta
+from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -92,28 +93,32 @@ def _actor(request, perm: Perm):
 
 class VideoCreateSerializer(serializers.Serializer):
     """The request body (documentation: the rules themselves live in generation.forms and
-    generation.catalog, shared with the studio)."""
+    generation.catalog, shared with the studio). Optional fields may be absent or null:
+    then the model's default applies."""
 
     prompt = serializers.CharField(max_length=catalog.MAX_PROMPT_CHARS)
-    negative_prompt = serializers.CharField(required=False, allow_blank=True)
+    negative_prompt = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     model = serializers.CharField(
-        required=False, allow_blank=True, help_text="See GET /models; absent or empty: the default model."
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="See GET /models; absent or empty: the default model.",
     )
-    seed = serializers.IntegerField(required=False, min_value=0, max_value=catalog.MAX_SEED)
+    seed = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=catalog.MAX_SEED)
     # The bounds of every model together; each model's own limits are in GET /models.
-    width = serializers.IntegerField(required=False, min_value=32, max_value=1280)
-    height = serializers.IntegerField(required=False, min_value=32, max_value=1280)
-    num_frames = serializers.IntegerField(required=False, min_value=1, max_value=81, help_text="4k+1 for Wan models.")
+    width = serializers.IntegerField(required=False, allow_null=True, min_value=32, max_value=1280)
+    height = serializers.IntegerField(required=False, allow_null=True, min_value=32, max_value=1280)
+    num_frames = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=81, help_text="4k+1 for Wan models.")
     duration = serializers.FloatField(
-        required=False, min_value=0.1, max_value=20, help_text="Seconds of video, instead of num_frames."
+        required=False, allow_null=True, min_value=0.1, max_value=20, help_text="Seconds of video, instead of num_frames."
     )
-    fps = serializers.IntegerField(required=False, min_value=catalog.MIN_FPS, max_value=catalog.MAX_FPS)
-    steps = serializers.IntegerField(required=False, min_value=1, max_value=100)
-    guidance = serializers.FloatField(required=False, min_value=catalog.MIN_GUIDANCE, max_value=catalog.MAX_GUIDANCE)
+    fps = serializers.IntegerField(required=False, allow_null=True, min_value=catalog.MIN_FPS, max_value=catalog.MAX_FPS)
+    steps = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=100)
+    guidance = serializers.FloatField(required=False, allow_null=True, min_value=catalog.MIN_GUIDANCE, max_value=catalog.MAX_GUIDANCE)
     webhook_url = serializers.URLField(
-        required=False, allow_blank=True, help_text="Called when the video starts and ends (Standard Webhooks)."
+        required=False, allow_null=True, allow_blank=True, help_text="Called when the video starts and ends (Standard Webhooks)."
     )
-    metadata = serializers.DictField(required=False, help_text="Yours, returned as given (at most 4 KB of JSON).")
+    metadata = serializers.DictField(required=False, allow_null=True, help_text="Yours, returned as given (at most 4 KB of JSON).")
 
 
 MAX_METADATA_BYTES = 4096
@@ -218,10 +223,16 @@ def _filtered(jobs, query):
         jobs = jobs.filter(state=status_filter)
     for name, lookup in (("created_after", "created_at__gt"), ("created_before", "created_at__lt")):
         if name in query:
-            moment = parse_datetime(query[name])
+            try:
+                moment = parse_datetime(query[name])
+            except ValueError:
+                moment = None
             if moment is None:
                 raise exceptions.ValidationError({name: [f"{name} must be an ISO 8601 date-time."]})
-            jobs = jobs.filter(**{lookup: moment})
+            if timezone.is_naive(moment):
+                moment = timezone.make_aware(moment, dt_timezone.utc)
+            # In UTC: PostgreSQL refuses offsets beyond ±15:59 that ISO 8601 allows.
+            jobs = jobs.filter(**{lookup: moment.astimezone(dt_timezone.utc)})
     return jobs
 
 
