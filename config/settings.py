@@ -177,6 +177,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # the longest job. The task claims its job with a conditional UPDATE, so a redelivery
 # of a job already claimed does nothing.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 6 * 3600)}
+if CELERY_BROKER_URL.startswith("memory://"):
+    # The in-process broker is polled (once a second by default), unlike Redis' blocking
+    # pop: poll often, or every embedded job waits up to a second before it starts.
+    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.05
 
 # Login throttling and rate limits count in the cache, so it must be shared by every web
 # process: Redis when configured; the embedded mode is a single process.
