@@ -149,12 +149,17 @@ def job_dispatch(job: Job) -> None:
     no-starvation rule hold whatever order the broker delivers in. One message per queued
     job, so no queued job is left without a worker's turn."""
     try:
-        current_app.send_task(RUN_NEXT_TASK, args=[job.pool], queue=pools.queue_name(job.pool))
+        job_wake_pool(job.pool)
     except Exception as error:  # noqa: BLE001 - any broker error means the job was not queued
         logger.exception("Could not queue job %s", job.id)
         job_fail(job.id, reason="The job could not be queued; please try again.", detail=repr(error))
         return
     events.publish(job.id, {"type": "queued"})
+
+
+def job_wake_pool(pool: str) -> None:
+    """One wake-up message for a worker of `pool` (raises if the broker is unreachable)."""
+    current_app.send_task(RUN_NEXT_TASK, args=[pool], queue=pools.queue_name(pool))
 
 
 def jobs_promote_throttled(team_id) -> list[Job]:

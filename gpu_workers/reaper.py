@@ -6,7 +6,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from generation.models import Job
-from generation.services import job_requeue_or_fail
+from generation.services import job_requeue_or_fail, job_wake_pool
 
 from .models import WorkerHeartbeat
 
@@ -26,3 +26,20 @@ def reap_lost_jobs() -> list[Job]:
         if result is not None:
             handled.append(result)
     return handled
+
+
+def wake_idle_pools() -> list[str]:
+    """Pools with a job queued for longer than the stale window while none of their workers
+    is busy get one more wake-up message each — in case the broker lost messages (a Redis
+    restart). One per pool per run: surplus wake-ups find nothing and cost one query."""
+    cutoff = timezone.now() - timedelta(seconds=settings.FRAMECAST_HEARTBEAT_STALE_SECONDS)
+    waiting = set(
+        Job.objects.filter(state=Job.State.QUEUED, queued_at__lt=cutoff).values_list("pool", flat=True).distinct()
+    )
+    busy = set(
+        Job.objects.filter(state__in=[Job.State.RUNNING, Job.State.ENCODING]).values_list("pool", flat=True).distinct()
+    )
+    woken = sorted(waiting - busy)
+    for pool in woken:
+        job_wake_pool(pool)
+    return woken

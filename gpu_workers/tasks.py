@@ -28,10 +28,14 @@ def run_next(self, pool: str) -> None:
 
 @shared_task(name="gpu_workers.reap_lost_jobs", ignore_result=True)
 def reap_lost_jobs() -> int:
-    """Periodic (celery beat): requeue or fail jobs whose worker stopped heartbeating."""
+    """Periodic (celery beat): requeue or fail jobs whose worker stopped heartbeating, and
+    wake pools whose queued jobs seem forgotten."""
     from .reaper import reap_lost_jobs as reap
+    from .reaper import wake_idle_pools
 
-    return len(reap())
+    reaped = len(reap())
+    wake_idle_pools()
+    return reaped
 
 
 @signals.worker_ready.connect

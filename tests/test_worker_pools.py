@@ -219,3 +219,18 @@ def test_cancelling_a_running_job_stops_it_within_one_step(transactional_db, ali
     stopped = re.search(r"cancelled: stopped after step (\d+) of 30", (tmp_path / "worker-w1.log").read_text())
     assert stopped, "the worker did not report where it stopped"
     assert int(stopped.group(1)) <= step_at_cancel + 1
+
+
+@pytest.mark.django_db
+def test_pools_with_forgotten_queued_jobs_get_one_more_wake_up(alice, queue_prefix):
+    """If the broker lost its messages, a queued job would wait forever: the reaper's run
+    wakes each such pool once (and leaves pools that are busy or whose jobs are fresh)."""
+    from gpu_workers.reaper import wake_idle_pools
+
+    job = job_submit(team=alice.personal_team, user=alice, params=params())
+    assert wake_idle_pools() == []  # just queued: its own wake-up is surely on its way
+    Job.objects.filter(pk=job.pk).update(queued_at=timezone.now() - timedelta(minutes=5))
+    assert wake_idle_pools() == ["cpu"]
+    other = free_user(1)
+    running_job(other, worker="w@busy")
+    assert wake_idle_pools() == []  # a busy worker will take it next
