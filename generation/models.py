@@ -68,6 +68,10 @@ class Job(models.Model):
     guidance = models.FloatField()
     model_name = models.CharField(max_length=100)
     pool = models.CharField(max_length=50)
+    # A digest of everything that decides the frames (model, prompts, seed, shape, steps,
+    # guidance): a later identical request of the team reuses this job's video.
+    request_key = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    reused_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # Called back (Standard Webhooks) when the job starts and ends; `metadata` is the
     # client's own, returned as given.
     webhook_url = models.URLField(max_length=2000, blank=True, default="")

@@ -1,5 +1,7 @@
 """Generation actions. Every change of a job's state goes through `job_transition`."""
 
+import hashlib
+import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -79,9 +81,14 @@ def job_submit(*, team, user, params: JobParams, api_key=None, webhook_url: str 
     """
     price = job_quote(params)
     pool = pools.pool_for_model(params.model_name)
+    # Random when not given, and always recorded, so any video can be reproduced.
+    seed = params.seed if params.seed is not None else secrets.randbelow(2**32)
+    request_key = _request_key(params, seed)
     with transaction.atomic():
         account = ledger.account_for_team(team, lock=True)
         plan = account.plan
+        # Only a request that names its seed can match an earlier one exactly.
+        cached = _cached_result(team, request_key) if params.seed is not None else None
         quotas.check_submission(
             account,
             quotas.Request(
@@ -90,10 +97,32 @@ def job_submit(*, team, user, params: JobParams, api_key=None, webhook_url: str 
                 num_frames=params.num_frames,
                 fps=params.fps,
                 steps=params.steps,
-                price=price,
+                price=0 if cached else price,
                 via_api=api_key is not None,
             ),
         )
+        fields = dict(
+            team=team,
+            created_by=user,
+            api_key=api_key,
+            prompt=params.prompt,
+            negative_prompt=params.negative_prompt,
+            model_name=params.model_name,
+            seed=seed,
+            width=params.width,
+            height=params.height,
+            num_frames=params.num_frames,
+            fps=params.fps,
+            steps=params.steps,
+            guidance=params.guidance,
+            pool=pool.name,
+            priority=plan.queue_priority,
+            webhook_url=webhook_url,
+            metadata=metadata or {},
+            request_key=request_key,
+        )
+        if cached is not None:
+            return _job_reuse(cached, fields)
         jobs = Job.objects.filter(team=team)
         state = Job.State.QUEUED
         if jobs.filter(state__in=Job.ACTIVE).count() >= plan.concurrent_jobs:
@@ -106,24 +135,7 @@ def job_submit(*, team, user, params: JobParams, api_key=None, webhook_url: str 
                 )
             state = Job.State.THROTTLED
         job = Job.objects.create(
-            team=team,
-            created_by=user,
-            api_key=api_key,
-            prompt=params.prompt,
-            negative_prompt=params.negative_prompt,
-            model_name=params.model_name,
-            # Random when not given, and always recorded, so any video can be reproduced.
-            seed=params.seed if params.seed is not None else secrets.randbelow(2**32),
-            width=params.width,
-            height=params.height,
-            num_frames=params.num_frames,
-            fps=params.fps,
-            steps=params.steps,
-            guidance=params.guidance,
-            pool=pool.name,
-            priority=plan.queue_priority,
-            webhook_url=webhook_url,
-            metadata=metadata or {},
+            **fields,
             state=state,
             price_credits=price,
             **(_queue_fields(plan.queue_priority) if state == Job.State.QUEUED else {}),
@@ -137,6 +149,40 @@ def job_submit(*, team, user, params: JobParams, api_key=None, webhook_url: str 
         )
         if state == Job.State.QUEUED:
             transaction.on_commit(lambda: job_dispatch(job))
+    return job
+
+
+def _request_key(params: JobParams, seed: int) -> str:
+    """What decides the frames; equal keys mean equal videos (the pipeline is deterministic
+    for a seed on a given kind of device)."""
+    decisive = [params.model_name, params.prompt, params.negative_prompt, seed, params.width, params.height,
+                params.num_frames, params.fps, params.steps, float(params.guidance)]
+    return hashlib.sha256(json.dumps(decisive).encode()).hexdigest()
+
+
+def _cached_result(team, request_key: str) -> Job | None:
+    # Within the team only: provenance marks (a later issue) may differ between teams.
+    return (
+        Job.objects.filter(team=team, request_key=request_key, state=Job.State.SUCCEEDED)
+        .exclude(video="")
+        .order_by("-finished_at")
+        .first()
+    )
+
+
+def _job_reuse(source: Job, fields: dict) -> Job:
+    """A new job that is already done: a copy of `source`'s files, no GPU, no credits."""
+    storage = Job._meta.get_field("video").storage
+    now = timezone.now()
+    job = Job(**fields, state=Job.State.SUCCEEDED, price_credits=0, reused_from=source, queued_at=now,
+              started_at=now, encoding_at=now, finished_at=now, progress_step=source.steps,
+              gpu_seconds=0, cost_usd=Decimal("0"), queue_seconds=0)
+    for field in ("video", "poster"):
+        with getattr(source, field).open("rb") as original:
+            getattr(job, field).save(f"{job.id}.{'mp4' if field == 'video' else 'jpg'}", original, save=False)
+    job.save()
+    webhooks.webhook_enqueue(job, "video.succeeded", _video_json(job))
+    transaction.on_commit(lambda: events.publish(job.id, events.terminal_event(job)))
     return job
 
 

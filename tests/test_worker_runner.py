@@ -35,3 +35,30 @@ def test_a_job_that_is_not_queued_is_left_alone(alice, tiny_model):
     assert run_next("cpu", worker="test") is None
     job.refresh_from_db()
     assert job.state == Job.State.CANCELLED and job.attempts == 0
+
+
+def test_an_identical_request_reuses_the_video_without_a_gpu(alice, tiny_model):
+    from billing.models import BillingAccount
+    from generation.services import JobParams, job_submit
+
+    params = JobParams(model_name="framecast-tiny", prompt="a paper boat", negative_prompt="", seed=11, width=64,
+                       height=32, num_frames=5, fps=8, steps=3, guidance=5.0)
+    team = alice.personal_team
+    first = job_submit(team=team, user=alice, params=params)
+    run_next("cpu", worker="test")
+    first.refresh_from_db()
+    balance = BillingAccount.objects.get(team=team).available
+
+    again = job_submit(team=team, user=alice, params=params)
+    assert again.state == Job.State.SUCCEEDED and again.reused_from == first
+    assert (again.price_credits, float(again.cost_usd)) == (0, 0.0)
+    assert not Job.objects.filter(state=Job.State.QUEUED).exists()  # nothing for a worker
+    assert run_next("cpu", worker="test") is None
+    assert again.video.read() == first.video.read() and again.video.name != first.video.name
+    assert BillingAccount.objects.get(team=team).available == balance
+
+    # Any difference, or no seed at all, is a new generation.
+    other = job_submit(team=team, user=alice, params=JobParams(**{**params.__dict__, "seed": 12}))
+    unseeded = job_submit(team=team, user=alice, params=JobParams(**{**params.__dict__, "seed": None}))
+    for job in (other, unseeded):
+        assert job.reused_from is None and job.state in (Job.State.QUEUED, Job.State.THROTTLED)
