@@ -6,7 +6,9 @@ must never import it.
 
 from __future__ import annotations
 
+import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,8 +31,37 @@ transformers.utils.logging.disable_progress_bar()
 DEFAULT_MAX_SEQUENCE_LENGTH = 512
 
 _PipelineKey = tuple[str, str, str]
-_PIPELINES: dict[_PipelineKey, DiffusionPipeline] = {}
+# Warm pipelines, least recently used first. A worker serving several models keeps as many
+# as fit in FRAMECAST_WARM_MODELS_MB (their weights' bytes); 0 means no limit.
+_PIPELINES: OrderedDict[_PipelineKey, DiffusionPipeline] = OrderedDict()
 _LOAD_LOCK = threading.Lock()
+
+
+def _budget_bytes() -> int:
+    return int(float(os.environ.get("FRAMECAST_WARM_MODELS_MB", "0")) * 2**20)
+
+
+def pipeline_bytes(pipe: Any) -> int:
+    """The bytes of a pipeline's weights (parameters and buffers of its torch modules)."""
+    total = 0
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            tensors = [*component.parameters(), *component.buffers()]
+            total += sum(tensor.numel() * tensor.element_size() for tensor in tensors)
+    return total
+
+
+def _evict_beyond_budget(keep: _PipelineKey) -> None:
+    budget = _budget_bytes()
+    if not budget:
+        return
+    while sum(pipeline_bytes(pipe) for pipe in _PIPELINES.values()) > budget:
+        oldest = next(iter(_PIPELINES))
+        if oldest == keep:
+            break  # the model in use stays, even alone over the budget
+        del _PIPELINES[oldest]
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 OnStep = Callable[[int, int], None]
 ShouldStop = Callable[[], bool]
@@ -87,7 +118,14 @@ def load_pipeline(
             pipe.to(device)
             pipe.set_progress_bar_config(disable=True)
             _PIPELINES[key] = pipe
+        _PIPELINES.move_to_end(key)
+        _evict_beyond_budget(keep=key)
     return pipe
+
+
+def warm_pipelines() -> list[str]:
+    """Paths of the pipelines this process keeps loaded, least recently used first."""
+    return [key[0] for key in _PIPELINES]
 
 
 def clear_pipeline_cache() -> None:

@@ -173,3 +173,22 @@ def test_interrupted_build_leaves_nothing_behind(tmp_path: Path, monkeypatch: py
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(FileNotFoundError):
         gp.load_pipeline(target)
+
+
+def test_warm_pipelines_are_kept_by_least_recent_use_within_the_budget(tmp_path, monkeypatch):
+    from gpu_workers.pipeline import clear_pipeline_cache, load_pipeline, pipeline_bytes, warm_pipelines
+
+    paths = [tmp_path / name for name in ("a", "b", "c")]
+    for path in paths:
+        build_tiny_model(path)
+    clear_pipeline_cache()
+    one = pipeline_bytes(load_pipeline(paths[0]))
+    assert one > 0
+    monkeypatch.setenv("FRAMECAST_WARM_MODELS_MB", str(2.5 * one / 2**20))  # room for two
+    first = load_pipeline(paths[0])
+    load_pipeline(paths[1])
+    assert load_pipeline(paths[0]) is first  # still warm: not loaded again
+    load_pipeline(paths[2])  # evicts the least recently used: b
+    assert warm_pipelines() == [str(paths[0].resolve()), str(paths[2].resolve())]
+    assert load_pipeline(paths[0]) is first
+    clear_pipeline_cache()
