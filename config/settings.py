@@ -214,6 +214,8 @@ FRAMECAST_HEARTBEAT_STALE_SECONDS = env_int("FRAMECAST_HEARTBEAT_STALE_SECONDS",
 FRAMECAST_MAX_ATTEMPTS = env_int("FRAMECAST_MAX_ATTEMPTS", 3)
 # This site's address, for links in webhooks and mails sent outside a request.
 FRAMECAST_PUBLIC_URL = os.environ.get("FRAMECAST_PUBLIC_URL", "http://127.0.0.1:8000")
+# Live previews: at most one per this many seconds (and under 2% of denoising time).
+FRAMECAST_PREVIEW_MIN_SECONDS = float(os.environ.get("FRAMECAST_PREVIEW_MIN_SECONDS", "1.0"))
 # Customer webhooks may only target public addresses, unless this is on (development, tests).
 FRAMECAST_WEBHOOKS_ALLOW_PRIVATE = env_bool("FRAMECAST_WEBHOOKS_ALLOW_PRIVATE", False)
 FRAMECAST_MODELS_DIR = Path(os.environ.get("FRAMECAST_MODELS_DIR", DATA_DIR / "models")).resolve()

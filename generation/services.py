@@ -316,6 +316,11 @@ def job_report_step(job: Job, *, step: int, eta_seconds: float | None) -> None:
     )
 
 
+def job_report_preview(job: Job, *, step: int, image: str) -> None:
+    """A small picture of the frames being denoised (a data: URL); live only, not stored."""
+    events.publish(job.id, {"type": "preview", "i": step, "image": image})
+
+
 def job_start_encoding(job: Job, *, inference_seconds: float) -> Job:
     job = job_transition(job.pk, Job.State.ENCODING, expect=owned_by(job), inference_seconds=inference_seconds)
     events.publish(job.id, {"type": "encoding"})

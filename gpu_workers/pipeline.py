@@ -169,6 +169,7 @@ def generate_frames(
     guidance: float,
     on_step: OnStep | None = None,
     should_stop: ShouldStop | None = None,
+    on_latents: Callable[[int, int, Any], None] | None = None,
     max_sequence_length: int = DEFAULT_MAX_SEQUENCE_LENGTH,
 ) -> np.ndarray:
     """Generates a clip; returns uint8 frames of shape (num_frames, height, width, 3).
@@ -182,6 +183,8 @@ def generate_frames(
         done = step_index + 1
         if on_step is not None:
             on_step(done, steps)
+        if on_latents is not None:
+            on_latents(done, steps, callback_kwargs["latents"])
         if should_stop is not None and should_stop():
             # Raised from inside the loop rather than setting `p._interrupt`: diffusers
             # would still VAE-decode the partial latents, seconds of GPU time on real models.
@@ -202,7 +205,8 @@ def generate_frames(
         generator=generator,
         output_type="np",
         callback_on_step_end=callback,
-        callback_on_step_end_tensor_inputs=[],  # we read nothing; skips a locals() lookup per step
+        # The latents only when a preview wants them; otherwise skip the lookup per step.
+        callback_on_step_end_tensor_inputs=["latents"] if on_latents is not None else [],
         max_sequence_length=max_sequence_length,
     )
     frames = to_uint8(np.asarray(result.frames[0]))

@@ -7,10 +7,12 @@ events; this module owns only the work.
 import logging
 import time
 
+from django.conf import settings
+
 from generation import catalog, services
 from generation.models import Job
 
-from . import encode, heartbeat, pipeline
+from . import encode, heartbeat, pipeline, preview
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +53,22 @@ def _generate(job: Job) -> None:
             f"Weights for {job.model_name} are missing at {weights}; run `python manage.py prepare_models`."
         )
     pipe = pipeline.load_pipeline(weights)
+    latent_rgb = preview.fit_latent_rgb(pipe)  # once per loaded pipeline
+    limiter = preview.PreviewLimiter(min_interval=settings.FRAMECAST_PREVIEW_MIN_SECONDS)
 
     started = time.monotonic()
 
     def on_step(i: int, n: int) -> None:
         elapsed = time.monotonic() - started
         services.job_report_step(job, step=i, eta_seconds=elapsed / i * (n - i))
+
+    def on_latents(i: int, n: int, latents) -> None:
+        if i == n or not limiter.due():
+            return  # the finished video follows the last step anyway
+        made = time.monotonic()
+        image = preview.preview_data_url(preview.preview_rgb(latents, *latent_rgb))
+        limiter.record(time.monotonic() - made)
+        services.job_report_preview(job, step=i, image=image)
 
     frames = pipeline.generate_frames(
         pipe,
@@ -69,10 +81,16 @@ def _generate(job: Job) -> None:
         steps=job.steps,
         guidance=job.guidance,
         on_step=on_step,
+        on_latents=on_latents,
         # One indexed read per step: steps of real models take seconds.
         should_stop=lambda: services.job_is_cancelled(job.id),
     )
-    job = services.job_start_encoding(job, inference_seconds=time.monotonic() - started)
+    inference_seconds = time.monotonic() - started
+    logger.info(
+        "Job %s denoised in %.2f s; previews took %.1f%% of it",
+        job.id, inference_seconds, 100 * limiter.spent / max(inference_seconds, 1e-9),
+    )
+    job = services.job_start_encoding(job, inference_seconds=inference_seconds)
 
     encode_started = time.monotonic()
     video = encode.encode_mp4(frames, fps=job.fps)

@@ -39,9 +39,14 @@ def test_prompt_becomes_an_mp4_with_live_progress(alice_client, charlie_client, 
         start_worker()
         received = receive_until_terminal(socket)
 
+    previews = [event for event in received if event["type"] == "preview"]
+    received = [event for event in received if event["type"] != "preview"]
     types = [event["type"] for event in received]
     steps = int(SMALL_REQUEST["steps"])
     assert types == ["started"] + ["step"] * steps + ["encoding", "succeeded"], received
+    # At least the first step is previewed (never the last: the video follows).
+    assert previews and all(1 <= event["i"] < steps for event in previews)
+    assert previews[0]["image"].startswith("data:image/jpeg;base64,")
     step_events = [event for event in received if event["type"] == "step"]
     assert [event["i"] for event in step_events] == list(range(1, steps + 1))
     assert all(event["n"] == steps for event in step_events)

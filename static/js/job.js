@@ -33,6 +33,11 @@
     queued() { card.dataset.state = "queued"; setStatus("Waiting for a GPU…"); },
     started() { card.dataset.state = "running"; setStatus("Generating…"); },
     step(e) { card.dataset.state = "running"; setStatus("Generating…"); showStep(e.i, e.n, e.eta_seconds); },
+    preview(e) {
+      const image = el("preview");
+      image.src = e.image;
+      image.hidden = false;
+    },
     encoding() {
       card.dataset.state = "encoding";
       bar.value = bar.max;
