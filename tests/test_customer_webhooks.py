@@ -168,3 +168,12 @@ def test_the_team_sees_its_secret_and_deliveries_and_admins_rotate_it(alice, api
     alice.personal_team.refresh_from_db()
     assert alice.personal_team.webhook_secret != old_secret
     assert alice.personal_team.webhook_secret.startswith("whsec_")
+
+
+def test_the_keys_page_title_is_plain_text(alice):
+    from .conftest import client_for
+
+    page = client_for(alice).get("/team/keys/").content.decode()
+    title = page.split("<title>", 1)[1].split("</title>", 1)[0]
+    assert title == f"API keys · {alice.personal_team.name} · Framecast".replace("'", "&#x27;")
+    assert page.count("<h2>Webhooks</h2>") == 1
