@@ -114,6 +114,29 @@ def on_plan(team, slug: str):
     return subscription_renew(team, reference=f"test-{slug}", period_end=None)
 
 
+def at_once(attempt, count: int, *, timeout: float = 60) -> list:
+    """Run `attempt()` in `count` threads released together, each on its own database
+    connection; returns what each returned or raised, in no particular order."""
+    barrier = threading.Barrier(count)
+    outcomes: list = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            outcomes.append(attempt())
+        except Exception as error:  # noqa: BLE001 - the caller inspects every outcome
+            outcomes.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    return outcomes
+
+
 def page_text(response) -> str:
     """The response body as a person reads it (HTML entities decoded)."""
     import html

@@ -1,15 +1,12 @@
 """The API's contract: a served OpenAPI schema, idempotent creation, and `Prefer: wait`."""
 
-import threading
-
 import pytest
-from django.db import connection
 
 from accounts.api_keys import apikey_create
 from accounts.models import Membership
 from generation.models import Job
 
-from .conftest import SMALL_REQUEST, on_plan
+from .conftest import SMALL_REQUEST, at_once, on_plan
 
 pytestmark = pytest.mark.django_db
 
@@ -75,21 +72,7 @@ def test_refusals_are_replayed_too(client, secret):
 def test_two_identical_requests_at_once_create_one_job(transactional_db, client, secret, queue_prefix):
     from django.test import Client
 
-    barrier = threading.Barrier(2)
-    responses = []
-
-    def send():
-        try:
-            barrier.wait()
-            responses.append(create(Client(), secret, SMALL_REQUEST, HTTP_IDEMPOTENCY_KEY="twin"))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=send) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    responses = at_once(lambda: create(Client(), secret, SMALL_REQUEST, HTTP_IDEMPOTENCY_KEY="twin"), 2)
     assert [r.status_code for r in responses] == [201, 201]
     assert responses[0].json()["id"] == responses[1].json()["id"]
     assert Job.objects.count() == 1

@@ -1,6 +1,5 @@
 """Credits: the ledger, prices, quotas at submission, holds, and throttling by plan."""
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -16,7 +15,7 @@ from generation import services
 from generation.models import Job
 from generation.services import JobParams, job_quote, job_submit
 
-from .conftest import SMALL_REQUEST, on_plan, page_text
+from .conftest import SMALL_REQUEST, at_once, on_plan, page_text
 
 pytestmark = pytest.mark.django_db
 S = Job.State
@@ -255,24 +254,10 @@ def test_fifty_concurrent_submissions_against_credits_for_ten(transactional_db, 
     price = job_quote(params())
     account = BillingAccount.objects.get(team=team)
     ledger.credits_adjust(team, amount=10 * price - account.available, actor="staff@example.com", note="race")
-    start = threading.Barrier(50)
-    outcomes: list[str] = []
-
-    def attempt():
-        try:
-            start.wait()
-            submit(team, alice)
-            outcomes.append("accepted")
-        except SubmissionRefused as refusal:
-            outcomes.append(refusal.code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=attempt) for _ in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    outcomes = [
+        "accepted" if isinstance(outcome, Job) else getattr(outcome, "code", repr(outcome))
+        for outcome in at_once(lambda: submit(team, alice), 50)
+    ]
     assert outcomes.count("accepted") == 10
     assert outcomes.count("insufficient_credits") == 40
     account = BillingAccount.objects.get(team=team)

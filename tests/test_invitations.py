@@ -2,7 +2,6 @@
 joins. Charlie is an outsider, or a plain member of Acme where a test says so."""
 
 import re
-import threading
 from datetime import timedelta
 
 import pytest
@@ -13,7 +12,7 @@ from django.utils import timezone
 from accounts.invitations import InvitationRefused, invitation_accept, invitation_create, invitation_token
 from accounts.models import Invitation, Membership, Team
 from accounts.selectors import ACTIVE_TEAM_SESSION_KEY
-from tests.conftest import client_for, page_text
+from tests.conftest import at_once, client_for, page_text
 
 PASSWORD = "correct horse battery"
 SERVER = "http://testserver"
@@ -209,23 +208,9 @@ def test_two_concurrent_accepts_make_one_membership(acme, alice, bob):
         team=acme, invited_by_membership=alice_membership, email=bob.email, role="member", base_url=SERVER
     )
     token = invitation_token(invitation)
-    barrier = threading.Barrier(4)
-    outcomes: list[str] = []
-
-    def accept() -> None:
-        barrier.wait()
-        try:
-            invitation_accept(token=token, user=bob)
-            outcomes.append("joined")
-        except InvitationRefused as refusal:
-            outcomes.append(refusal.message)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=accept) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
+    outcomes = [
+        "joined" if isinstance(outcome, Membership) else getattr(outcome, "message", repr(outcome))
+        for outcome in at_once(lambda: invitation_accept(token=token, user=bob), 4, timeout=10)
+    ]
     assert sorted(outcomes) == ["This invitation was already used; each invitation works once."] * 3 + ["joined"]
     assert acme.memberships.filter(user=bob).count() == 1
