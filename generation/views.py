@@ -1,5 +1,5 @@
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.contrib import messages
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -11,6 +11,7 @@ from billing.quotas import SubmissionRefused
 
 from . import catalog
 from .forms import JobForm
+from .ranges import file_response
 from .selectors import job_for_team, jobs_for_team
 from .services import InvalidTransition, job_cancel, job_quote, job_submit
 
@@ -79,9 +80,10 @@ def _job_file(request, job_id, field: str, content_type: str):
     file = getattr(job, field)
     if job.state != job.State.SUCCEEDED or not file:
         raise Http404("This video is not ready.")
-    download = request.GET.get("download") == "1"
     filename = f"framecast-{job.id}.{'mp4' if field == 'video' else 'jpg'}"
-    response = FileResponse(file.open("rb"), content_type=content_type, as_attachment=download, filename=filename)
+    response = file_response(
+        request, file, content_type=content_type, filename=filename, as_attachment=request.GET.get("download") == "1"
+    )
     response["Cache-Control"] = "private, max-age=3600"
     return response
 

@@ -95,3 +95,18 @@ def test_api_clients_subscribe_with_their_key(alice, charlie, asgi_server):
     # Another site's page cannot use a visitor's cookie: a foreign Origin is refused.
     with pytest.raises(InvalidStatus):
         connect(url, origin="http://evil.example", additional_headers={"Authorization": f"Bearer {alice_key}"}, proxy=None)
+
+
+@pytest.mark.django_db
+def test_videos_are_served_in_byte_ranges_for_players_that_seek(finished_job, alice_client):
+    url = f"/jobs/{finished_job.id}/video.mp4"
+    whole = b"".join(alice_client.get(url).streaming_content)
+    assert alice_client.get(url)["Accept-Ranges"] == "bytes"
+    part = alice_client.get(url, HTTP_RANGE="bytes=4-7")
+    assert part.status_code == 206 and part.content == whole[4:8]
+    assert part["Content-Range"] == f"bytes 4-7/{len(whole)}"
+    tail = alice_client.get(url, HTTP_RANGE="bytes=-3")
+    assert tail.content == whole[-3:]
+    assert alice_client.get(url, HTTP_RANGE="bytes=0-").content == whole
+    beyond = alice_client.get(url, HTTP_RANGE=f"bytes={len(whole)}-")
+    assert beyond.status_code == 416 and beyond["Content-Range"] == f"bytes */{len(whole)}"
