@@ -114,6 +114,11 @@ def webhook_deliver(delivery_id: str) -> WebhookAttempt | None:
         if delivery is None:
             return None  # delivered, given up, not yet due, or being sent by another worker
         body = json.dumps(delivery.payload, separators=(",", ":")).encode()
+        try:
+            # Again at each attempt: the host's DNS may point somewhere else by now.
+            validate_webhook_url(delivery.url)
+        except ValidationError as refusal:
+            return _record_attempt(delivery, status_code=None, error=" ".join(refusal.messages), started=time.monotonic())
         timestamp = int(time.time())
         request = urllib.request.Request(
             delivery.url,
@@ -136,21 +141,26 @@ def webhook_deliver(delivery_id: str) -> WebhookAttempt | None:
             status_code, error = failure.code, str(failure.reason)[:500]
         except (urllib.error.URLError, OSError) as failure:
             error = str(getattr(failure, "reason", failure))[:500]
-        attempt = WebhookAttempt.objects.create(
-            delivery=delivery,
-            status_code=status_code,
-            error=error,
-            duration_ms=int((time.monotonic() - started) * 1000),
-        )
-        delivery.attempts += 1
-        if status_code is not None and 200 <= status_code < 300 and not error:
-            delivery.delivered_at, delivery.next_attempt_at = timezone.now(), None
-        elif delivery.attempts <= len(RETRY_DELAYS):
-            delivery.next_attempt_at = timezone.now() + timedelta(seconds=RETRY_DELAYS[delivery.attempts - 1])
-        else:
-            delivery.next_attempt_at = None  # given up; the attempts stay visible
-        delivery.save(update_fields=["attempts", "delivered_at", "next_attempt_at"])
-        return attempt
+        return _record_attempt(delivery, status_code=status_code, error=error, started=started)
+
+
+def _record_attempt(delivery: WebhookDelivery, *, status_code: int | None, error: str, started: float) -> WebhookAttempt:
+    """Log the attempt; on failure schedule the next one, or give up after the last."""
+    attempt = WebhookAttempt.objects.create(
+        delivery=delivery,
+        status_code=status_code,
+        error=error[:500],
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
+    delivery.attempts += 1
+    if status_code is not None and 200 <= status_code < 300 and not error:
+        delivery.delivered_at, delivery.next_attempt_at = timezone.now(), None
+    elif delivery.attempts <= len(RETRY_DELAYS):
+        delivery.next_attempt_at = timezone.now() + timedelta(seconds=RETRY_DELAYS[delivery.attempts - 1])
+    else:
+        delivery.next_attempt_at = None  # given up; the attempts stay visible
+    delivery.save(update_fields=["attempts", "delivered_at", "next_attempt_at"])
+    return attempt
 
 
 def webhooks_retry_due() -> int:

@@ -177,3 +177,13 @@ def test_the_keys_page_title_is_plain_text(alice):
     title = page.split("<title>", 1)[1].split("</title>", 1)[0]
     assert title == f"API keys · {alice.personal_team.name} · Framecast".replace("'", "&#x27;")
     assert page.count("<h2>Webhooks</h2>") == 1
+
+
+def test_the_address_is_checked_again_at_delivery(alice, api, receiver, settings):
+    """A host that resolved to a public address at submission may point inside later."""
+    created = api({**SMALL_REQUEST, "webhook_url": receiver.url}).json()
+    services.job_cancel(created["id"])
+    settings.FRAMECAST_WEBHOOKS_ALLOW_PRIVATE = False  # as in production: 127.0.0.1 is refused
+    attempt = webhook_deliver(WebhookDelivery.objects.get().id)
+    assert attempt.status_code is None and "must be a public address" in attempt.error
+    assert receiver.requests == []
