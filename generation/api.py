@@ -53,7 +53,7 @@ class VideoSerializer(serializers.ModelSerializer):
         model = Job
         fields = [
             "id", "status", "prompt", "negative_prompt", "model", "seed", "width", "height", "num_frames",
-            "fps", "steps", "guidance", "price_credits", "metadata", "webhook_url", "progress", "queue_position", "error", "created_at", "started_at", "finished_at",
+            "fps", "steps", "guidance", "speed", "price_credits", "metadata", "webhook_url", "progress", "queue_position", "error", "created_at", "started_at", "finished_at",
             "content_url",
         ]
 
@@ -115,6 +115,9 @@ class VideoCreateSerializer(serializers.Serializer):
     fps = serializers.IntegerField(required=False, allow_null=True, min_value=catalog.MIN_FPS, max_value=catalog.MAX_FPS)
     steps = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=100)
     guidance = serializers.FloatField(required=False, allow_null=True, min_value=catalog.MIN_GUIDANCE, max_value=catalog.MAX_GUIDANCE)
+    speed = serializers.ChoiceField(
+        choices=Job.Speed.choices, required=False, allow_null=True, help_text="fast: cheaper and sooner, a little less detail."
+    )
     webhook_url = serializers.URLField(
         required=False, allow_null=True, allow_blank=True, help_text="Called when the video starts and ends (Standard Webhooks)."
     )

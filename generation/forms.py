@@ -3,6 +3,7 @@
 from django import forms
 
 from . import catalog
+from .models import Speed
 from .services import JobParams
 
 
@@ -29,6 +30,9 @@ class JobForm(forms.Form):
     steps = forms.IntegerField(required=False, label="Inference steps")
     guidance = forms.FloatField(
         required=False, min_value=catalog.MIN_GUIDANCE, max_value=catalog.MAX_GUIDANCE, label="Guidance scale"
+    )
+    speed = forms.ChoiceField(
+        choices=Speed.choices, required=False, help_text="Fast costs less and finishes sooner, with a little less detail."
     )
 
     def __init__(self, *args, **kwargs):
@@ -93,4 +97,5 @@ class JobForm(forms.Form):
             fps=data["fps"],
             steps=data["steps"],
             guidance=data["guidance"],
+            speed=data.get("speed") or Speed.STANDARD,
         )

@@ -5,6 +5,13 @@ from django.db import models
 from django.urls import reverse
 
 
+class Speed(models.TextChoices):
+    STANDARD = "standard", "Standard"
+    # Diffusers' First-Block Cache skips the transformer's work on steps whose first block
+    # barely changed: faster and cheaper, at a small cost in detail.
+    FAST = "fast", "Fast (cheaper)"
+
+
 class JobState(models.TextChoices):
     # Accepted, but beyond the plan's concurrent-job limit: waits for a slot to free.
     THROTTLED = "throttled", "Waiting for a free slot"
@@ -20,6 +27,7 @@ class Job(models.Model):
     """One text-to-video request. Its state changes only through generation.services."""
 
     State = JobState
+    Speed = Speed
 
     # The whole state machine: which state may follow which. services.job_transition is
     # the only writer of `state` and refuses anything not listed here.
@@ -66,6 +74,7 @@ class Job(models.Model):
     fps = models.PositiveIntegerField()
     steps = models.PositiveIntegerField()
     guidance = models.FloatField()
+    speed = models.CharField(max_length=10, choices=Speed.choices, default=Speed.STANDARD)
     model_name = models.CharField(max_length=100)
     pool = models.CharField(max_length=50)
     # A digest of everything that decides the frames (model, prompts, seed, shape, steps,

@@ -42,6 +42,7 @@ class JobParams:
     fps: int
     steps: int
     guidance: float
+    speed: str = "standard"
 
 
 def job_quote(params: JobParams) -> int:
@@ -53,6 +54,7 @@ def job_quote(params: JobParams) -> int:
         height=params.height,
         num_frames=params.num_frames,
         steps=params.steps,
+        speed=params.speed,
     )
 
 
@@ -115,6 +117,7 @@ def job_submit(*, team, user, params: JobParams, api_key=None, webhook_url: str 
             fps=params.fps,
             steps=params.steps,
             guidance=params.guidance,
+            speed=params.speed,
             pool=pool.name,
             priority=plan.queue_priority,
             webhook_url=webhook_url,
@@ -156,7 +159,7 @@ def _request_key(params: JobParams, seed: int) -> str:
     """What decides the frames; equal keys mean equal videos (the pipeline is deterministic
     for a seed on a given kind of device)."""
     decisive = [params.model_name, params.prompt, params.negative_prompt, seed, params.width, params.height,
-                params.num_frames, params.fps, params.steps, float(params.guidance)]
+                params.num_frames, params.fps, params.steps, float(params.guidance), params.speed]
     return hashlib.sha256(json.dumps(decisive).encode()).hexdigest()
 
 

@@ -69,6 +69,7 @@ def job_detail(request, job_id):
             "fps": job.fps,
             "steps": job.steps,
             "guidance": job.guidance,
+            "speed": job.speed,
         }
     )
     context = {"job": job, "form": again, "account": account_for_team(job.team)}

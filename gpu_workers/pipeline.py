@@ -6,10 +6,11 @@ must never import it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 import transformers
 from diffusers import DiffusionPipeline
+from diffusers.hooks import FirstBlockCacheConfig
 from diffusers.utils import logging as diffusers_logging
 
 # Loading bars are noise in worker logs; progress is reported per job instead.
@@ -151,6 +153,20 @@ def validate_request(pipe: Any, *, width: int, height: int, num_frames: int, ste
         raise ValueError(f"steps must be at least 1, got {steps}")
 
 
+@contextlib.contextmanager
+def _step_cache(pipe: Any, threshold: float | None) -> Iterator[None]:
+    """diffusers' First-Block Cache on the transformer for one call only (the pipeline is
+    shared by every job the worker runs); None: no cache."""
+    if threshold is None:
+        yield
+        return
+    pipe.transformer.enable_cache(FirstBlockCacheConfig(threshold=threshold))
+    try:
+        yield
+    finally:
+        pipe.transformer.disable_cache()
+
+
 def to_uint8(video: np.ndarray) -> np.ndarray:
     """Float frames in [0, 1] -> uint8, rounded and clipped."""
     return np.clip(np.rint(video * 255.0), 0, 255).astype(np.uint8)
@@ -170,6 +186,7 @@ def generate_frames(
     on_step: OnStep | None = None,
     should_stop: ShouldStop | None = None,
     on_latents: Callable[[int, int, Any], None] | None = None,
+    step_cache_threshold: float | None = None,
     max_sequence_length: int = DEFAULT_MAX_SEQUENCE_LENGTH,
 ) -> np.ndarray:
     """Generates a clip; returns uint8 frames of shape (num_frames, height, width, 3).
@@ -194,21 +211,22 @@ def generate_frames(
     # A generator on the pipeline's own device, so the same seed gives the same
     # noise on every run on that kind of device (CPU and CUDA streams differ).
     generator = torch.Generator(device=pipe.device).manual_seed(seed)
-    result = pipe(
-        prompt=prompt,
-        negative_prompt=negative_prompt,
-        height=height,
-        width=width,
-        num_frames=num_frames,
-        num_inference_steps=steps,
-        guidance_scale=guidance,
-        generator=generator,
-        output_type="np",
-        callback_on_step_end=callback,
-        # The latents only when a preview wants them; otherwise skip the lookup per step.
-        callback_on_step_end_tensor_inputs=["latents"] if on_latents is not None else [],
-        max_sequence_length=max_sequence_length,
-    )
+    with _step_cache(pipe, step_cache_threshold):
+        result = pipe(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            height=height,
+            width=width,
+            num_frames=num_frames,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            generator=generator,
+            output_type="np",
+            callback_on_step_end=callback,
+            # The latents only when a preview wants them; otherwise skip the lookup per step.
+            callback_on_step_end_tensor_inputs=["latents"] if on_latents is not None else [],
+            max_sequence_length=max_sequence_length,
+        )
     frames = to_uint8(np.asarray(result.frames[0]))
     expected = (num_frames, height, width, 3)
     if frames.shape != expected:  # guards the contract the encoder and the DB rely on

@@ -302,3 +302,17 @@ def test_staff_set_plans_and_grant_credits_in_the_admin(alice, admin_client):
     assert account.plan == pro and account.available == 150
     entry = account.entries.get(kind="adjustment")
     assert (entry.amount, entry.note, entry.actor) == (50, "launch promo", "admin@example.com")
+
+
+def test_the_fast_mode_is_priced_lower(alice_client):
+    heavy = {**SMALL_REQUEST, "width": "256", "height": "256", "num_frames": "33", "steps": "30"}
+    standard = alice_client.get("/quote", heavy).json()["price_credits"]
+    fast = alice_client.get("/quote", {**heavy, "speed": "fast"}).json()["price_credits"]
+    assert fast < standard
+    assert price_credits(credit_factor=1.0, width=832, height=480, num_frames=81, steps=50, speed="fast") == 65
+    response = alice_client.post("/", {**heavy, "speed": "fast"})
+    job = Job.objects.get()
+    assert (job.speed, job.price_credits) == ("fast", fast)
+    bad = alice_client.post("/", {**heavy, "speed": "ludicrous"})
+    assert bad.status_code == 400 and "Speed: Select a valid choice" in page_text(bad)
+    assert response.status_code == 302

@@ -192,3 +192,17 @@ def test_warm_pipelines_are_kept_by_least_recent_use_within_the_budget(tmp_path,
     assert warm_pipelines() == [str(paths[0].resolve()), str(paths[2].resolve())]
     assert load_pipeline(paths[0]) is first
     clear_pipeline_cache()
+
+
+def test_the_fast_modes_step_cache_changes_the_frames_only_for_its_own_call(tmp_path):
+    from gpu_workers.pipeline import generate_frames, load_pipeline
+
+    build_tiny_model(tmp_path / "m")
+    pipe = load_pipeline(tmp_path / "m")
+    args = dict(prompt="a kite", negative_prompt="", seed=1, width=128, height=128, num_frames=17, steps=20,
+                guidance=5.0)
+    standard = generate_frames(pipe, **args)
+    fast = generate_frames(pipe, **args, step_cache_threshold=0.2)
+    assert not np.array_equal(standard, fast)  # blocks were skipped
+    assert np.array_equal(fast, generate_frames(pipe, **args, step_cache_threshold=0.2))  # still deterministic
+    assert np.array_equal(standard, generate_frames(pipe, **args))  # the cache did not stay on
