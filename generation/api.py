@@ -10,7 +10,7 @@ from datetime import timezone as dt_timezone
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -32,6 +32,7 @@ from config.api_schema import errors
 
 from . import catalog, pools
 from .forms import JobForm
+from .ranges import file_response
 from .models import IdempotencyRecord, Job
 from .selectors import job_for_team
 from .services import InvalidTransition, job_cancel, job_delete, job_submit
@@ -375,7 +376,7 @@ def _file_response(request, job_id, field: str, content_type: str, extension: st
     file = getattr(job, field)
     if job.state != Job.State.SUCCEEDED or not file:
         raise Http404(f"The video is not ready: the job is {job.state}.")
-    return FileResponse(file.open("rb"), content_type=content_type, filename=f"framecast-{job.id}.{extension}")
+    return file_response(request, file, content_type=content_type, filename=f"framecast-{job.id}.{extension}")
 
 
 class VideoContent(APIView):
