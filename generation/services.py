@@ -68,10 +68,13 @@ def _queue_fields(priority: int) -> dict:
     }
 
 
-def _video_json(job: Job) -> dict:
-    from .api import VideoSerializer  # the API's own shape, for webhooks too
+def _notify(job: Job, event_type: str) -> None:
+    """Queue the job's webhook event, if it has a webhook; the payload is the API's own
+    video JSON (built only when someone will receive it)."""
+    if job.webhook_url:
+        from .api import VideoSerializer
 
-    return VideoSerializer(job).data
+        webhooks.webhook_enqueue(job, event_type, VideoSerializer(job).data)
 
 
 def job_submit(*, team, user, params: JobParams, api_key=None, webhook_url: str = "", metadata=None) -> Job:
@@ -184,7 +187,7 @@ def _job_reuse(source: Job, fields: dict) -> Job:
         with getattr(source, field).open("rb") as original:
             getattr(job, field).save(f"{job.id}.{'mp4' if field == 'video' else 'jpg'}", original, save=False)
     job.save()
-    webhooks.webhook_enqueue(job, "video.succeeded", _video_json(job))
+    _notify(job, "video.succeeded")
     transaction.on_commit(lambda: events.publish(job.id, events.terminal_event(job)))
     return job
 
@@ -233,7 +236,7 @@ def _job_end(job_id, to: str, *, expect: dict | None = None, **changes) -> Job:
     with transaction.atomic():
         job = job_transition(job_id, to, expect=expect, **changes)
         _record_cost(job)
-        webhooks.webhook_enqueue(job, f"video.{to}", _video_json(job))
+        _notify(job, f"video.{to}")
         if to == Job.State.SUCCEEDED:
             ledger.credits_capture(job.id)
         else:
@@ -279,7 +282,7 @@ def _record_cost(job: Job) -> None:
 def job_start(job_id, *, worker: str) -> Job:
     with transaction.atomic():
         job = job_transition(job_id, Job.State.RUNNING, worker=worker, attempts=F("attempts") + 1, progress_step=0)
-        webhooks.webhook_enqueue(job, "video.started", _video_json(job))
+        _notify(job, "video.started")
     events.publish(job.id, {"type": "started"})
     return job
 

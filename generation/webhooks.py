@@ -67,11 +67,9 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def webhook_enqueue(job: Job, event_type: str, payload: dict) -> WebhookDelivery | None:
+def webhook_enqueue(job: Job, event_type: str, payload: dict) -> WebhookDelivery:
     """Record an event for the job's webhook (in the caller's transaction) and send it once
     that commits."""
-    if not job.webhook_url:
-        return None
     delivery = WebhookDelivery.objects.create(
         id=f"msg_{uuid.uuid4().hex}",
         team_id=job.team_id,
