@@ -25,8 +25,9 @@ def _clean_name(name: str) -> str:
 
 
 @transaction.atomic
-def team_create(*, user: User, name: str) -> Team:
-    team = Team.objects.create(name=_clean_name(name))
+def team_create(*, user: User, name: str, personal: bool = False) -> Team:
+    """A team with `user` as its owner; `personal`: the user's own, made at sign-up."""
+    team = Team.objects.create(name=_clean_name(name), personal_owner=user if personal else None)
     Membership.objects.create(team=team, user=user, role=Role.OWNER)
     return team
 
