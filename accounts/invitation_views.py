@@ -20,10 +20,7 @@ from .invitations import (
     invitation_revoke,
 )
 from .selectors import ACTIVE_TEAM_SESSION_KEY, request_membership
-
-
-def _error_text(error: ValidationError) -> str:
-    return " ".join(error.messages)
+from .team_views import error_text
 
 
 @require_http_methods(["GET", "POST"])
@@ -72,7 +69,7 @@ def create(request):
             base_url=request.build_absolute_uri("/"),
         )
     except ValidationError as error:
-        messages.error(request, _error_text(error))
+        messages.error(request, error_text(error))
     else:
         messages.success(request, f"Invitation sent to {invitation.email}.")
     return redirect("teams:settings")
@@ -84,7 +81,7 @@ def revoke(request, invitation_id: int):
     try:
         invitation = invitation_revoke(membership=request_membership(request), invitation_id=invitation_id)
     except ValidationError as error:
-        messages.error(request, _error_text(error))
+        messages.error(request, error_text(error))
     else:
         messages.success(request, f"The invitation for {invitation.email} is withdrawn.")
     return redirect("teams:settings")

@@ -18,7 +18,8 @@ from .permissions import Perm, has_perm, require, roles_assignable_by
 from .selectors import request_membership, teams_for_user
 
 
-def _error_text(error: ValidationError) -> str:
+def error_text(error: ValidationError) -> str:
+    """A validation error as one sentence for a flash message."""
     return " ".join(error.messages)
 
 
@@ -34,7 +35,7 @@ def _expiry_from_days(raw: str):
 
 def _back_to_settings(request, error: ValidationError | None = None, success: str | None = None):
     if error is not None:
-        messages.error(request, _error_text(error))
+        messages.error(request, error_text(error))
     elif success:
         messages.success(request, success)
     return redirect("teams:settings")
@@ -126,7 +127,7 @@ def team_list(request):
         try:
             team = teams.team_create(user=request.user, name=request.POST.get("name", ""))
         except ValidationError as exc:
-            error = _error_text(exc)
+            error = error_text(exc)
         else:
             teams.team_switch(user=request.user, session=request.session, team_id=team.pk)
             messages.success(request, f"Team {team.name} created. You are now working in it.")
@@ -162,7 +163,7 @@ def key_list(request):
             )
             status = 201
         except ValidationError as exc:
-            error, status = _error_text(exc), 400
+            error, status = error_text(exc), 400
     context = {
         "team": membership.team,
         "keys": api_keys.apikeys_with_usage(membership.team),

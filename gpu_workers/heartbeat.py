@@ -27,7 +27,9 @@ state = _State()
 
 
 def _pool_from_queues(queues: list[str]) -> str:
-    prefix = f"{settings.FRAMECAST_QUEUE_PREFIX}gpu."
+    from generation.pools import queue_name
+
+    prefix = queue_name("")
     names = [queue.removeprefix(prefix) for queue in queues if queue.startswith(prefix)]
     return ",".join(names) or "-"
 

@@ -243,6 +243,8 @@ def start_worker(transactional_db, tiny_model, data_dirs, queue_prefix, tmp_path
     this test's pool queue from the real broker and writes to the test database."""
     processes: list[tuple[subprocess.Popen, Path]] = []
 
+    from generation.pools import queue_name
+
     def start(name: str = "w1", pool: str = "cpu", **extra_env: str) -> subprocess.Popen:
         db = connection.settings_dict
         env = {
@@ -261,7 +263,7 @@ def start_worker(transactional_db, tiny_model, data_dirs, queue_prefix, tmp_path
         process = subprocess.Popen(
             [
                 sys.executable, "-m", "celery", "-A", "config", "worker",
-                "-Q", f"{queue_prefix}gpu.{pool}", "--pool", "solo", "--concurrency", "1",
+                "-Q", queue_name(pool), "--pool", "solo", "--concurrency", "1",
                 "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle", "--loglevel", "INFO",
             ],
             cwd=REPO,
