@@ -5,7 +5,6 @@ Stripe of tests/fake_stripe.py over HTTP; webhooks are signed with Stripe's real
 import io
 import json
 from decimal import Decimal
-import threading
 from datetime import timedelta
 
 import pytest
@@ -22,7 +21,7 @@ from generation import services
 from generation.models import Job
 from generation.services import JobParams, job_submit
 
-from .conftest import SMALL_REQUEST, client_for, page_text
+from .conftest import SMALL_REQUEST, at_once, client_for, page_text
 from .fake_stripe import MONTH, deliver, fake_stripe  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
@@ -239,21 +238,7 @@ def test_concurrent_deliveries_of_one_event_are_handled_once(owner, stripe_catal
         pytest.skip("concurrent writers need PostgreSQL (SQLite serialises them anyway)")
     team = owner.personal_team
     event = checkout(client_for(owner, team), stripe_catalog, pack="pack-500")["checkout.session.completed"]
-    start, results = threading.Barrier(4), []
-
-    def post():
-        try:
-            start.wait()
-            results.append(deliver(stripe_catalog, event).json())
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=post) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-
+    results = [response.json() for response in at_once(lambda: deliver(stripe_catalog, event), 4, timeout=10)]
     assert sorted(result["duplicate"] for result in results) == [False, True, True, True]
     assert account_of(team).purchased_credits == 500
 
