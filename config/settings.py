@@ -200,6 +200,8 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "config.channel_layers.ThreadSafeInMemoryChannelLayer"}}
 
 # --- Generation -----------------------------------------------------------
+# The model registry (pipeline class, weights, dtypes, limits, speed options of each model).
+FRAMECAST_MODELS_FILE = Path(os.environ.get("FRAMECAST_MODELS_FILE", BASE_DIR / "generation" / "models.toml"))
 # Worker pools (which models each serves, its GPU-hour price) and their queues.
 FRAMECAST_POOLS_FILE = Path(os.environ.get("FRAMECAST_POOLS_FILE", BASE_DIR / "generation" / "pools.toml"))
 FRAMECAST_QUEUE_PREFIX = os.environ.get("FRAMECAST_QUEUE_PREFIX", "")
@@ -220,8 +222,10 @@ FRAMECAST_PREVIEW_MIN_SECONDS = float(os.environ.get("FRAMECAST_PREVIEW_MIN_SECO
 FRAMECAST_WEBHOOKS_ALLOW_PRIVATE = env_bool("FRAMECAST_WEBHOOKS_ALLOW_PRIVATE", False)
 FRAMECAST_MODELS_DIR = Path(os.environ.get("FRAMECAST_MODELS_DIR", DATA_DIR / "models")).resolve()
 FRAMECAST_DEFAULT_MODEL = os.environ.get("FRAMECAST_DEFAULT_MODEL", "framecast-tiny")
-# Local path of a Wan 2.1 T2V 1.3B checkpoint in diffusers format. Unset: not offered.
+# Local paths of Wan 2.1 T2V checkpoints in diffusers format (models.toml names these
+# settings in `weights_env`). Unset: not offered.
 WAN21_T2V_1_3B_PATH = os.environ.get("WAN21_T2V_1_3B_PATH", "")
+WAN21_T2V_14B_PATH = os.environ.get("WAN21_T2V_14B_PATH", "")
 
 # --- REST API ---------------------------------------------------------------
 # https://www.django-rest-framework.org/api-guide/settings/

@@ -431,7 +431,9 @@ def model_json(spec) -> dict:
         "steps": {"max": spec.max_steps},
         "max_pixels_per_frame": spec.max_pixels_per_frame,
         "defaults": spec.defaults,
-        "pool": pools.pool_for_model(spec.name).name,
+        "speeds": list(spec.speeds),
+        "pipeline": spec.pipeline,
+        "pool": next((pool.name for pool in pools.pools_for_model(spec.name)), None),
     }
 
 

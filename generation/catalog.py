@@ -1,19 +1,29 @@
 """The video models Framecast offers and the limits each one puts on a request.
 
-Plain data, no torch: the web tier validates and prices requests with it, the GPU worker
-reads the weights path from it. A model is offered only when its weights are configured.
+Each model is declared once, as data (generation/models.toml, or FRAMECAST_MODELS_FILE):
+its diffusers pipeline class, where its weights are, its dtypes, sizes, frames, steps and
+speed options. Plain data, no torch: the web tier validates and prices requests with it,
+the GPU worker loads the weights with it. A model is offered only when its weights are
+configured on this machine.
 """
 
-from dataclasses import dataclass
+import os
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from django.conf import settings
+
+SPEEDS = ("standard", "fast")
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
     label: str
+    # The diffusers class named in the weights folder's model_index.json.
+    pipeline: str
     # Spatial sizes must be multiples of this (VAE downsampling × transformer patch size).
     size_multiple: int
     min_side: int
@@ -24,45 +34,81 @@ class ModelSpec:
     max_steps: int
     max_pixels_per_frame: int
     defaults: dict
+    # Prompt embeddings are padded to exactly this many tokens (see models.toml).
+    max_sequence_length: int = 512
+    # On CUDA; the CPU always runs float32 (its bf16 matmuls are slow and imprecise).
+    dtype: str = "bfloat16"
+    vae_dtype: str = "float32"
+    speeds: tuple[str, ...] = ("standard",)
     # Price per unit of work relative to the reference model (billing/pricing.py).
     credit_factor: float = 1.0
+    # Where the weights are: built by prepare_models, a path, or an environment variable.
+    builtin: bool = False
+    weights_path_setting: str = ""
+    weights_env: str = ""
+    description: str = field(default="", compare=False)
 
-    def weights_path(self) -> Path:
-        if self.name == "framecast-tiny":
-            return settings.FRAMECAST_MODELS_DIR / "framecast-tiny"
-        return Path(settings.WAN21_T2V_1_3B_PATH)
+    def weights_path(self) -> Path | None:
+        if self.builtin:
+            return settings.FRAMECAST_MODELS_DIR / self.name
+        if self.weights_path_setting:
+            path = Path(self.weights_path_setting)
+            return path if path.is_absolute() else settings.BASE_DIR / path
+        # A setting of that name wins (settings.py reads the known ones from the environment);
+        # a model added only in FRAMECAST_MODELS_FILE is configured straight from the environment.
+        configured = getattr(settings, self.weights_env, None)
+        if configured is None:
+            configured = os.environ.get(self.weights_env, "")
+        return Path(configured) if configured else None
 
     def is_available(self) -> bool:
-        return self.name == "framecast-tiny" or bool(settings.WAN21_T2V_1_3B_PATH)
+        return self.weights_path() is not None
+
+    def supports_speed(self, speed: str) -> bool:
+        return speed in self.speeds
 
 
-TINY = ModelSpec(
-    name="framecast-tiny",
-    label="Framecast Tiny (CPU, for development)",
-    size_multiple=16,
-    min_side=32,
-    max_side=256,
-    frame_step=4,
-    max_frames=33,
-    max_steps=50,
-    max_pixels_per_frame=256 * 256,
-    defaults={"width": 128, "height": 128, "num_frames": 17, "fps": 8, "steps": 20, "guidance": 5.0},
-)
+_KEYS = {"weights_path": "weights_path_setting"}
 
-WAN21_T2V_1_3B = ModelSpec(
-    name="wan2.1-t2v-1.3b",
-    label="Wan 2.1 text-to-video 1.3B",
-    size_multiple=16,
-    min_side=256,
-    max_side=1280,
-    frame_step=4,
-    max_frames=81,
-    max_steps=100,
-    max_pixels_per_frame=1280 * 720,
-    defaults={"width": 832, "height": 480, "num_frames": 81, "fps": 16, "steps": 50, "guidance": 5.0},
-)
 
-_ALL = {spec.name: spec for spec in (TINY, WAN21_T2V_1_3B)}
+def _spec(row: dict) -> ModelSpec:
+    row = {_KEYS.get(key, key): value for key, value in row.items()}
+    row["speeds"] = tuple(row.get("speeds", ("standard",)))
+    unknown = set(row.get("speeds")) - set(SPEEDS)
+    if unknown:
+        raise ValueError(f"model {row['name']!r}: unknown speeds {sorted(unknown)} (known: {list(SPEEDS)})")
+    sources = [bool(row.get("builtin")), bool(row.get("weights_path_setting")), bool(row.get("weights_env"))]
+    if sum(sources) != 1:
+        raise ValueError(f"model {row['name']!r}: give exactly one of builtin, weights_path, weights_env")
+    return ModelSpec(**row)
+
+
+@cache
+def _load(path: str) -> dict[str, ModelSpec]:
+    with Path(path).open("rb") as file:
+        rows = tomllib.load(file)["models"]
+    specs = [_spec(row) for row in rows]
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: a model is declared twice")
+    return {spec.name: spec for spec in specs}
+
+
+def all_models() -> dict[str, ModelSpec]:
+    """Every declared model, offered or not."""
+    return _load(str(settings.FRAMECAST_MODELS_FILE))
+
+
+def builtin_models() -> list[ModelSpec]:
+    return [spec for spec in all_models().values() if spec.builtin]
+
+
+def __getattr__(name: str):
+    # catalog.TINY: the built-in development model (tests and prepare_models use it).
+    if name == "TINY":
+        return all_models()["framecast-tiny"]
+    raise AttributeError(name)
+
 
 MIN_FPS, MAX_FPS = 1, 30
 MIN_GUIDANCE, MAX_GUIDANCE = 0.0, 20.0
@@ -71,11 +117,11 @@ MAX_PROMPT_CHARS = 2000
 
 
 def available_models() -> list[ModelSpec]:
-    return [spec for spec in _ALL.values() if spec.is_available()]
+    return [spec for spec in all_models().values() if spec.is_available()]
 
 
 def get_model(name: str) -> ModelSpec | None:
-    spec = _ALL.get(name)
+    spec = all_models().get(name)
     return spec if spec is not None and spec.is_available() else None
 
 
@@ -86,17 +132,19 @@ def default_model() -> ModelSpec:
     return spec
 
 
-def shape_errors(spec: ModelSpec, *, width: int, height: int, num_frames: int, steps: int) -> dict[str, str]:
+def shape_errors(
+    spec: ModelSpec, *, width: int, height: int, num_frames: int, steps: int, speed: str = "standard"
+) -> dict[str, str]:
     """What is wrong with a request's shape for this model, by field name."""
     errors: dict[str, str] = {}
-    for field, value in (("width", width), ("height", height)):
+    for field_name, value in (("width", width), ("height", height)):
         if not spec.min_side <= value <= spec.max_side:
-            errors[field] = (
-                f"{field.capitalize()} must be between {spec.min_side} and {spec.max_side} pixels "
+            errors[field_name] = (
+                f"{field_name.capitalize()} must be between {spec.min_side} and {spec.max_side} pixels "
                 f"for {spec.name} (got {value})."
             )
         elif value % spec.size_multiple:
-            errors[field] = f"{field.capitalize()} must be a multiple of {spec.size_multiple} pixels (got {value})."
+            errors[field_name] = f"{field_name.capitalize()} must be a multiple of {spec.size_multiple} pixels (got {value})."
     if "width" not in errors and "height" not in errors and width * height > spec.max_pixels_per_frame:
         errors["width"] = f"Width × height may be at most {spec.max_pixels_per_frame} pixels for {spec.name}."
     if not 1 <= num_frames <= spec.max_frames:
@@ -107,4 +155,6 @@ def shape_errors(spec: ModelSpec, *, width: int, height: int, num_frames: int, s
         )
     if not 1 <= steps <= spec.max_steps:
         errors["steps"] = f"Inference steps must be between 1 and {spec.max_steps} for {spec.name} (got {steps})."
+    if not spec.supports_speed(speed):
+        errors["speed"] = f"{spec.name} offers only the speeds {', '.join(spec.speeds)} (got {speed})."
     return errors

@@ -2,7 +2,7 @@
 
 from django import forms
 
-from . import catalog
+from . import catalog, pools
 from .models import Speed
 from .services import JobParams
 
@@ -66,8 +66,16 @@ class JobForm(forms.Form):
                 height=cleaned["height"],
                 num_frames=cleaned["num_frames"],
                 steps=cleaned["steps"],
+                speed=cleaned.get("speed") or "standard",
             ).items():
                 self.add_error(field, message)
+            if not self.errors:
+                try:
+                    pools.pool_for_job(
+                        spec.name, width=cleaned["width"], height=cleaned["height"], num_frames=cleaned["num_frames"]
+                    )
+                except pools.NoPool as error:
+                    self.add_error("width" if pools.pools_for_model(spec.name) else "model", str(error))
         return cleaned
 
     def full_clean(self) -> None:

@@ -18,6 +18,16 @@ class Pool:
     price_per_gpu_hour: float
     models: tuple[str, ...]
     max_concurrent_per_gpu: int = 1
+    # The largest job this pool's GPUs take (memory): 0 = whatever the model allows.
+    max_pixels_per_frame: int = 0
+    max_frames: int = 0
+
+    def takes(self, model_name: str, *, width: int, height: int, num_frames: int) -> bool:
+        return (
+            model_name in self.models
+            and (not self.max_pixels_per_frame or width * height <= self.max_pixels_per_frame)
+            and (not self.max_frames or num_frames <= self.max_frames)
+        )
 
     @property
     def queue(self) -> str:
@@ -48,8 +58,20 @@ class NoPool(LookupError):
     pass
 
 
-def pool_for_model(model_name: str) -> Pool:
-    for pool in all_pools():
-        if model_name in pool.models:
+def pools_for_model(model_name: str) -> list[Pool]:
+    return [pool for pool in all_pools() if model_name in pool.models]
+
+
+def pool_for_job(model_name: str, *, width: int, height: int, num_frames: int) -> Pool:
+    """The first pool (in file order: list cheaper GPUs first) that serves the model at this
+    size. Raises NoPool naming what is missing."""
+    serving = pools_for_model(model_name)
+    if not serving:
+        raise NoPool(f"No worker pool serves the model {model_name!r}.")
+    for pool in serving:
+        if pool.takes(model_name, width=width, height=height, num_frames=num_frames):
             return pool
-    raise NoPool(f"No worker pool serves the model {model_name!r}.")
+    raise NoPool(
+        f"No worker pool runs {model_name} at {width}×{height} with {num_frames} frames; "
+        "choose a smaller size or fewer frames."
+    )

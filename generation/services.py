@@ -85,7 +85,9 @@ def job_submit(*, team, user, params: JobParams, api_key=None, webhook_url: str 
     concurrency limit. Raises quotas.SubmissionRefused with nothing written.
     """
     price = job_quote(params)
-    pool = pools.pool_for_model(params.model_name)
+    pool = pools.pool_for_job(
+        params.model_name, width=params.width, height=params.height, num_frames=params.num_frames
+    )
     # Random when not given, and always recorded, so any video can be reproduced.
     seed = params.seed if params.seed is not None else secrets.randbelow(2**32)
     request_key = _request_key(params, seed)

@@ -7,6 +7,7 @@ must never import it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 from collections import OrderedDict
@@ -123,6 +124,28 @@ def load_pipeline(
         _PIPELINES.move_to_end(key)
         _evict_beyond_budget(keep=key)
     return pipe
+
+
+def dtype_for(spec: Any, device: str) -> DtypeSpec:
+    """The dtypes a registry entry (generation.catalog.ModelSpec) asks for on this device."""
+    if not device.startswith("cuda"):
+        return torch.float32  # CPU bf16 matmuls are slow and imprecise
+    main, vae = getattr(torch, spec.dtype), getattr(torch, spec.vae_dtype)
+    return main if main == vae else {"default": main, "vae": vae}
+
+
+def load_model(spec: Any, device: str | None = None) -> DiffusionPipeline:
+    """The registry entry's pipeline, warm if this process already loaded it. Raises
+    FileNotFoundError when the weights are missing and TypeError when the folder holds a
+    different pipeline class than the registry declares."""
+    path = spec.weights_path()
+    if path is None or not (Path(path) / "model_index.json").is_file():
+        raise FileNotFoundError(f"no diffusers pipeline for {spec.name} at {path} (model_index.json missing)")
+    declared = json.loads((Path(path) / "model_index.json").read_text()).get("_class_name")
+    if declared != spec.pipeline:
+        raise TypeError(f"{spec.name}: {path} holds a {declared}, but the registry declares {spec.pipeline}")
+    device = device or default_device()
+    return load_pipeline(path, device=device, dtype=dtype_for(spec, device))
 
 
 def warm_pipelines() -> list[str]:

@@ -2,13 +2,25 @@
 
 Each step reports through generation.services, which owns the job's state and its
 events; this module owns only the work.
+
+Denoising needs the GPU; encoding and storing need only the CPU and the disk. A worker
+given a `Finisher` hands each denoised clip to it and goes straight on to its next job, so
+the GPU does not sit idle while the previous video is encoded (gpu_workers.tasks does
+this; called without one, as in tests and tools, a job is finished before returning).
 """
 
+import contextlib
+import contextvars
 import logging
+import threading
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.conf import settings
+from django.db import close_old_connections
 
+from config import request_id
 from generation import catalog, services
 from generation.models import Job
 
@@ -21,42 +33,111 @@ logger = logging.getLogger(__name__)
 FAST_MODE_CACHE_THRESHOLD = 0.1
 
 
-def run_next(pool: str, *, worker: str) -> Job | None:
+class Finisher:
+    """Encodes and stores denoised clips on one background thread. At most one clip waits
+    for it: a worker that denoises faster than it encodes is held back rather than piling
+    up frames in memory."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="framecast-finish")
+        self._pending: Future | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, work: Callable[[], None]) -> None:
+        with self._lock:
+            self.drain()
+            # In a copy of the caller's context: its log lines keep the job's request id.
+            self._pending = self._executor.submit(contextvars.copy_context().run, _in_own_connection, work)
+
+    def drain(self) -> None:
+        """Waits until the clip in hand (if any) is stored."""
+        pending = self._pending
+        if pending is not None:
+            pending.result()
+
+
+def _in_own_connection(work: Callable[[], None]) -> None:
+    close_old_connections()
+    try:
+        work()
+    finally:
+        close_old_connections()
+
+
+_finisher: Finisher | None = None
+_finisher_lock = threading.Lock()
+
+
+def background_finisher() -> Finisher:
+    """This process's finisher (one per worker process)."""
+    global _finisher
+    with _finisher_lock:
+        if _finisher is None:
+            _finisher = Finisher()
+        return _finisher
+
+
+def drain_background_finisher() -> None:
+    """At worker shutdown: store the clip being encoded before the process exits."""
+    if _finisher is not None:
+        _finisher.drain()
+
+
+def run_next(pool: str, *, worker: str, finisher: Finisher | None = None) -> Job | None:
     """Claim and run the pool's next queued job; None if the queue was empty."""
     job = services.job_claim_next(pool, worker=worker)
     if job is None:
         return None
-    run_claimed(job)
+    run_claimed(job, finisher=finisher)
     return job
 
 
-def run_claimed(job: Job) -> None:
-    job_id = job.id
-    heartbeat.job_started(job_id)
+def run_claimed(job: Job, *, finisher: Finisher | None = None) -> None:
+    request_id.bind_job(job.id)  # log lines name the job and the API request that made it
+    heartbeat.job_started(job.id)
+    frames = None
     try:
-        _generate(job)
+        with _ending_the_job_on_error(job):
+            job, frames = _denoise(job)
+    finally:
+        heartbeat.job_finished()  # the GPU is free for the next job
+    if frames is None:
+        return
+
+    def finish() -> None:
+        with _ending_the_job_on_error(job):
+            _finish(job, frames)
+
+    if finisher is None:
+        finish()
+    else:
+        finisher.submit(finish)
+
+
+@contextlib.contextmanager
+def _ending_the_job_on_error(job: Job) -> Iterator[None]:
+    """Whatever goes wrong, the job ends: it never stays running or encoding."""
+    try:
+        yield
     except pipeline.GenerationCancelled as stop:
-        logger.info("Job %s cancelled: stopped after step %d of %d", job_id, stop.steps_done, stop.steps_total)
+        logger.info("Job %s cancelled: stopped after step %d of %d", job.id, stop.steps_done, stop.steps_total)
     except services.InvalidTransition:
         # Cancelled while encoding, or presumed lost and requeued: another attempt owns it.
-        logger.info("Job %s is no longer this worker's; its result is dropped", job_id)
+        logger.info("Job %s is no longer this worker's; its result is dropped", job.id)
     except Exception as error:  # noqa: BLE001 - any failure must end the job, never leave it running
-        logger.exception("Job %s failed", job_id)
-        services.job_fail(job_id, reason=_user_reason(error), detail=repr(error), expect=services.owned_by(job))
-    finally:
-        heartbeat.job_finished()
+        logger.exception("Job %s failed", job.id)
+        services.job_fail(job.id, reason=_user_reason(error), detail=repr(error), expect=services.owned_by(job))
 
 
-def _generate(job: Job) -> None:
+def _denoise(job: Job):
+    """Runs the diffusion; returns (the job now encoding, its uint8 frames)."""
     spec = catalog.get_model(job.model_name)
     if spec is None:
         raise ModelUnavailable(f"Model {job.model_name!r} is not configured on this worker.")
-    weights = spec.weights_path()
-    if not (weights / "model_index.json").exists():
-        raise ModelUnavailable(
-            f"Weights for {job.model_name} are missing at {weights}; run `python manage.py prepare_models`."
-        )
-    pipe = pipeline.load_pipeline(weights)
+    try:
+        pipe = pipeline.load_model(spec)
+    except FileNotFoundError as missing:
+        raise ModelUnavailable(f"{missing}; run `python manage.py prepare_models`.") from missing
     latent_rgb = preview.fit_latent_rgb(pipe)  # once per loaded pipeline
     limiter = preview.PreviewLimiter(min_interval=settings.FRAMECAST_PREVIEW_MIN_SECONDS)
 
@@ -87,6 +168,7 @@ def _generate(job: Job) -> None:
         on_step=on_step,
         on_latents=on_latents,
         step_cache_threshold=FAST_MODE_CACHE_THRESHOLD if job.speed == Job.Speed.FAST else None,
+        max_sequence_length=spec.max_sequence_length,
         # One indexed read per step: steps of real models take seconds.
         should_stop=lambda: services.job_is_cancelled(job.id),
     )
@@ -95,8 +177,11 @@ def _generate(job: Job) -> None:
         "Job %s denoised in %.2f s; previews took %.1f%% of it",
         job.id, inference_seconds, 100 * limiter.spent / max(inference_seconds, 1e-9),
     )
-    job = services.job_start_encoding(job, inference_seconds=inference_seconds)
+    return services.job_start_encoding(job, inference_seconds=inference_seconds), frames
 
+
+def _finish(job: Job, frames) -> None:
+    """Encode the MP4 and its poster, store them, and end the job."""
     encode_started = time.monotonic()
     video = encode.encode_mp4(frames, fps=job.fps)
     poster = encode.poster_jpeg(frames)

@@ -21,9 +21,11 @@ from . import heartbeat
 )
 def run_next(self, pool: str) -> None:
     """Run the pool's best queued job, if any (see generation.services.job_dispatch)."""
+    from .runner import background_finisher
     from .runner import run_next as run
 
-    run(pool, worker=self.request.hostname or "worker")
+    # The clip is encoded and stored on a background thread while the next task denoises.
+    run(pool, worker=self.request.hostname or "worker", finisher=background_finisher())
 
 
 @shared_task(name="gpu_workers.reap_lost_jobs", ignore_result=True)
@@ -47,4 +49,9 @@ def _start_heartbeat(sender=None, **kwargs) -> None:
 
 @signals.worker_shutdown.connect
 def _stop_heartbeat(**kwargs) -> None:
+    import sys
+
+    runner = sys.modules.get("gpu_workers.runner")  # loaded only if this worker ran a job
+    if runner is not None:
+        runner.drain_background_finisher()  # the clip being encoded is stored before exit
     heartbeat.stop()

@@ -62,3 +62,75 @@ def test_an_identical_request_reuses_the_video_without_a_gpu(alice, tiny_model):
     unseeded = job_submit(team=team, user=alice, params=JobParams(**{**params.__dict__, "seed": None}))
     for job in (other, unseeded):
         assert job.reused_from is None and job.state in (Job.State.QUEUED, Job.State.THROTTLED)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_next_job_denoises_while_the_previous_one_is_encoded(alice, tiny_model, monkeypatch):
+    """With a Finisher (as the Celery task uses), a worker hands each denoised clip to a
+    background thread and goes on to its next job: the GPU does not wait for encoding."""
+    import threading
+    import time
+
+    from gpu_workers import runner
+
+    gate, real_finish, encoded_first = threading.Event(), runner._finish, []
+
+    def held_finish(job, frames):
+        if not encoded_first:
+            encoded_first.append(job.pk)
+            assert gate.wait(30), "the test never released the first encode"
+        real_finish(job, frames)
+
+    monkeypatch.setattr(runner, "_finish", held_finish)
+    first = make_job(alice, width=64, height=32, num_frames=5, steps=3, prompt="first")
+    second = make_job(alice, width=64, height=32, num_frames=5, steps=3, prompt="second")
+    finisher = runner.Finisher()
+
+    assert runner.run_next("cpu", worker="test", finisher=finisher) == first
+    first.refresh_from_db()
+    assert first.state == Job.State.ENCODING  # returned to take the next job, video not stored yet
+
+    worker = threading.Thread(target=runner.run_next, args=("cpu",), kwargs={"worker": "test", "finisher": finisher})
+    worker.start()
+    deadline = time.monotonic() + 30
+    while Job.objects.get(pk=second.pk).state != Job.State.ENCODING and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # The second job was denoised while the first was still being encoded...
+    assert Job.objects.get(pk=second.pk).state == Job.State.ENCODING
+    assert Job.objects.get(pk=first.pk).state == Job.State.ENCODING
+    # ...and waits its turn for the encoder: at most one clip is held in memory.
+    worker.join(0.3)
+    assert worker.is_alive()
+
+    gate.set()
+    worker.join(30)
+    finisher.drain()
+    for job in (first, second):
+        job.refresh_from_db()
+        assert job.state == Job.State.SUCCEEDED, job.error_detail
+        assert probe_mp4(job.video.read())["frames"] == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_while_encoding_in_the_background_fails_the_job_and_releases_its_credits(
+    alice, tiny_model, monkeypatch
+):
+    from billing.ledger import account_for_team
+    from generation.services import JobParams, job_submit
+    from gpu_workers import encode, runner
+
+    def broken_encoder(frames, fps):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(encode, "encode_mp4", broken_encoder)
+    team = alice.personal_team
+    before = account_for_team(team).available
+    params = JobParams(model_name="framecast-tiny", prompt="a kite", negative_prompt="", seed=3, width=64,
+                       height=32, num_frames=5, fps=8, steps=3, guidance=5.0)
+    job = job_submit(team=team, user=alice, params=params)
+    finisher = runner.Finisher()
+    runner.run_next("cpu", worker="test", finisher=finisher)
+    finisher.drain()
+    job.refresh_from_db()
+    assert job.state == Job.State.FAILED and "disk full" in job.error_detail
+    assert account_for_team(team).available == before
