@@ -94,3 +94,9 @@ def roles_assignable_by(membership: Membership | None) -> list[str]:
     if has_perm(membership, Perm.MANAGE_MEMBERS):
         return [Role.ADMIN, Role.MEMBER]
     return []
+
+
+def is_staff_member(user, *, via_api_key: bool = False) -> bool:
+    """May use the operator dashboard (/staff/): a signed-in, active staff user in the
+    browser. A request made with an API key never may, whoever made the key."""
+    return not via_api_key and bool(getattr(user, "is_authenticated", False) and user.is_active and user.is_staff)

@@ -1,9 +1,11 @@
 """Plans, credit packs, each team's billing account, its append-only credit ledger, job
-charges (holds), Stripe event log and the usage outbox.
+charges (holds), Stripe event log, the usage outbox and the payments Stripe received.
 
 A team's balance lives in BillingAccount's buckets and changes only through
 billing.ledger, which locks the account row, writes one CreditEntry per change and keeps
 `sum(entries.amount) == available` and `sum(entries.held_delta) == held_credits`."""
+
+from decimal import Decimal
 
 from django.db import models
 from django.db.models import Q
@@ -221,3 +223,33 @@ class UsageReport(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True, db_index=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
+
+
+class Payment(models.Model):
+    """Money Stripe collected, as the webhooks saw it paid: one row per paid invoice or
+    checkout session and kind of revenue (an invoice can carry a plan's price and metered
+    usage together). The operator dashboard's revenue; never edited."""
+
+    class Kind(models.TextChoices):
+        SUBSCRIPTION = "subscription", "Subscriptions"
+        PACK = "pack", "Credit packs"
+        USAGE = "usage", "Metered usage"
+
+    stripe_id = models.CharField(max_length=100, help_text="The paid invoice or checkout session.")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    # Null when no team matches the Stripe customer: the money still came in.
+    account = models.ForeignKey(BillingAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="payments")
+    amount_cents = models.BigIntegerField()
+    currency = models.CharField(max_length=3, default="usd")
+    paid_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-paid_at"]
+        constraints = [models.UniqueConstraint(fields=["stripe_id", "kind"], name="one_payment_per_stripe_object_and_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount:.2f} {self.currency} ({self.stripe_id})"
+
+    @property
+    def amount(self) -> Decimal:
+        return Decimal(self.amount_cents) / 100

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from .ledger import credits_purchase, subscription_renew
 from .models import BillingAccount, StripeEvent
+from .revenue import payment_record_invoice, payment_record_pack
 from .subscriptions import as_datetime, dig, subscription_sync
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ def _checkout_completed(session: dict) -> str | None:
         if not str(credits).isdigit():
             return "The checkout session names no credits (not a Framecast credit pack)."
         credits_purchase(account.team, credits=int(credits), reference=session["id"], actor="stripe")
+        payment_record_pack(session, account)
         return None
     return f"Checkout mode {session.get('mode')!r} is not used by Framecast."
 
@@ -140,8 +142,11 @@ def _line_price(line: dict) -> str | None:
 def _invoice_paid(invoice: dict) -> str | None:
     subscription_id = _invoice_subscription(invoice)
     if not subscription_id:
+        payment_record_invoice(invoice)  # revenue, whatever the invoice was for
         return "Not a subscription invoice."
     account = subscription_sync(subscription_id)
+    # Every paid invoice is revenue (proration and usage-only ones too), credits or not.
+    payment_record_invoice(invoice)
     if account is None or account.stripe_subscription_id != subscription_id:
         return f"Subscription {subscription_id} is not a team's current subscription."
     if invoice.get("billing_reason") not in RENEWING_INVOICES:

@@ -1,6 +1,7 @@
 from django.urls import path, re_path
 
 from generation import api
+from safety import api as safety_api
 
 app_name = "api"
 
@@ -10,8 +11,11 @@ urlpatterns = [
     path("videos/<uuid:job_id>/content", api.VideoContent.as_view(), name="video_content"),
     path("videos/<uuid:job_id>/thumbnail", api.VideoThumbnail.as_view(), name="video_thumbnail"),
     path("videos/<uuid:job_id>/cancel", api.VideoCancel.as_view(), name="video_cancel"),
+    path("videos/<uuid:job_id>/remix", api.VideoRemix.as_view(), name="video_remix"),
+    path("videos/<uuid:job_id>/spritesheet", api.VideoSpritesheet.as_view(), name="video_spritesheet"),
     path("models", api.ModelList.as_view(), name="models"),
     path("account", api.AccountView.as_view(), name="account"),
     path("usage", api.UsageView.as_view(), name="usage"),
+    path("verify", safety_api.VerifyApi.as_view(), name="verify"),
     re_path(r"^[\s\S]*$", api.NotFound.as_view()),  # [\s\S]: even a path with a newline
 ]

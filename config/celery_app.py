@@ -6,6 +6,9 @@ GPU hosts run: celery -A config worker -Q gpu.<pool> --pool solo --concurrency 1
 import os
 
 from celery import Celery
+from django.conf import settings
+
+from config import request_id
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -13,10 +16,17 @@ app = Celery("framecast")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+# The request id travels with the tasks a request sends and the jobs it submits.
+request_id.connect_signals()
+
+_REAP_EVERY = settings.FRAMECAST_HEARTBEAT_STALE_SECONDS / 2
+
 # Periodic tasks, all in one place, run by one `celery -A config beat` process. A run that
 # waited longer than its interval expires: the next one does its work.
 app.conf.beat_schedule = {
-    "reap-lost-jobs": {"task": "gpu_workers.reap_lost_jobs", "schedule": 30.0, "options": {"expires": 30}},
+    # Twice per stale window (60 s by default): a lost worker's job waits at most 1.5 windows.
+    "reap-lost-jobs": {"task": "gpu_workers.reap_lost_jobs", "schedule": _REAP_EVERY, "options": {"expires": _REAP_EVERY}},
     "retry-webhooks": {"task": "generation.retry_webhooks", "schedule": 15.0, "options": {"expires": 15}},
     "billing.report_usage": {"task": "billing.report_usage", "schedule": 60.0, "options": {"expires": 60}},
+    "ops.refresh_rollups": {"task": "ops.refresh_rollups", "schedule": 300.0, "options": {"expires": 300}},
 }

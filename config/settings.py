@@ -8,6 +8,7 @@ DEBUG and ALLOWED_HOSTS; see platform/ and README.md.
 
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -79,10 +80,17 @@ INSTALLED_APPS = [
     "billing",
     "generation",
     "gpu_workers",
+    "openai_api",
+    "ops",
+    "safety",
 ]
 
 MIDDLEWARE = [
     "config.request_id.RequestIdMiddleware",
+    "config.metrics.RequestMetricsMiddleware",
+    "config.security.ContentSecurityPolicyMiddleware",
+    # /healthz, /readyz, /metrics: before host validation and the HTTPS redirect.
+    "config.health.OperationsEndpointsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -120,6 +128,9 @@ DATABASES = {
         conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # An unreachable database fails a request (and /readyz) in seconds instead of hanging.
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded mode runs the web server and a worker thread on one SQLite file:
     # wait for the write lock instead of failing, and take it at BEGIN so two writers
@@ -128,6 +139,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL;",
+    }
+    # Tests run threads (a worker's encoder, at_once, an ASGI server) beside the test: an
+    # in-memory test database shares one cache with table locks that fail at once instead
+    # of waiting, so tests use a file of this process's own, with WAL and the timeout above.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"framecast-test-{os.getpid()}.sqlite3")
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -155,8 +172,30 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # job's team only. MEDIA_ROOT is where the default storage keeps them.
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", DATA_DIR / "media")).resolve()
 MEDIA_URL = "/media/"
+# At scale, videos go to S3-compatible object storage, switched on by naming the bucket
+# (https://django-storages.readthedocs.io/en/latest/backends/amazon-S3.html). Its URLs
+# are signed and expire after MEDIA_URL_EXPIRE_SECONDS; credentials come from the
+# standard AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables or the host's role.
+MEDIA_S3_BUCKET = os.environ.get("MEDIA_S3_BUCKET", "")
+MEDIA_URL_EXPIRE_SECONDS = env_int("MEDIA_URL_EXPIRE_SECONDS", 600)
+if MEDIA_S3_BUCKET:
+    MEDIA_STORAGE = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": MEDIA_S3_BUCKET,
+            "endpoint_url": os.environ.get("MEDIA_S3_ENDPOINT_URL") or None,  # MinIO, R2, …
+            "region_name": os.environ.get("MEDIA_S3_REGION") or None,
+            "default_acl": None,  # private objects: reachable only through signed URLs
+            "querystring_auth": True,
+            "querystring_expire": MEDIA_URL_EXPIRE_SECONDS,
+            "signature_version": "s3v4",  # v2 signatures are refused by newer regions and R2
+            "file_overwrite": False,
+        },
+    }
+else:
+    MEDIA_STORAGE = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": MEDIA_STORAGE,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True  # `make run` serves static files without collectstatic
@@ -172,6 +211,8 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True  # results live on the Job row, not in a result backend
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers log through LOGGING below (JSON with request and job ids), not Celery's format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # With late acks Redis redelivers a message that is not acknowledged within the
 # visibility timeout, even while the first worker is still busy with it: keep it above
 # the longest job. The task claims its job with a conditional UPDATE, so a redelivery
@@ -185,7 +226,14 @@ if CELERY_BROKER_URL.startswith("memory://"):
 # Login throttling and rate limits count in the cache, so it must be shared by every web
 # process: Redis when configured; the embedded mode is a single process.
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            # Fail fast when Redis is away rather than hang every request that counts.
+            "OPTIONS": {"socket_connect_timeout": 5, "socket_timeout": 5},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -193,7 +241,9 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # redis-py 8 reads with a 5 s timeout by default, and channels_redis blocks 5 s
+            # waiting for a message: every idle websocket would die with a TimeoutError.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}]},
         }
     }
 else:
@@ -205,6 +255,8 @@ FRAMECAST_MODELS_FILE = Path(os.environ.get("FRAMECAST_MODELS_FILE", BASE_DIR / 
 # Worker pools (which models each serves, its GPU-hour price) and their queues.
 FRAMECAST_POOLS_FILE = Path(os.environ.get("FRAMECAST_POOLS_FILE", BASE_DIR / "generation" / "pools.toml"))
 FRAMECAST_QUEUE_PREFIX = os.environ.get("FRAMECAST_QUEUE_PREFIX", "")
+# Periodic and light work (reaper, usage reports) goes to `<prefix>celery`.
+CELERY_TASK_DEFAULT_QUEUE = f"{FRAMECAST_QUEUE_PREFIX}celery"
 # Queue order: a job's head start in seconds per plan priority level (0-9). A Pro job
 # (priority 8) overtakes Free jobs (0) that have waited less than 8 × this; older ones keep
 # their place, so no job waits forever behind a stream of paid ones.
@@ -221,11 +273,32 @@ FRAMECAST_PREVIEW_MIN_SECONDS = float(os.environ.get("FRAMECAST_PREVIEW_MIN_SECO
 # Customer webhooks may only target public addresses, unless this is on (development, tests).
 FRAMECAST_WEBHOOKS_ALLOW_PRIVATE = env_bool("FRAMECAST_WEBHOOKS_ALLOW_PRIVATE", False)
 FRAMECAST_MODELS_DIR = Path(os.environ.get("FRAMECAST_MODELS_DIR", DATA_DIR / "models")).resolve()
+# The shipped toy model shows what the prompt says (within its world of coloured shapes);
+# framecast-tiny (random weights) stays available and is what the tests use for speed.
 FRAMECAST_DEFAULT_MODEL = os.environ.get("FRAMECAST_DEFAULT_MODEL", "framecast-tiny")
 # Local paths of Wan 2.1 T2V checkpoints in diffusers format (models.toml names these
 # settings in `weights_env`). Unset: not offered.
 WAN21_T2V_1_3B_PATH = os.environ.get("WAN21_T2V_1_3B_PATH", "")
 WAN21_T2V_14B_PATH = os.environ.get("WAN21_T2V_14B_PATH", "")
+WAN22_TI2V_5B_PATH = os.environ.get("WAN22_TI2V_5B_PATH", "")
+# The model that OpenAI's model names (`sora-2`, `sora-2-pro`, dated versions) run on at
+# /openai/v1/; empty: FRAMECAST_DEFAULT_MODEL.
+FRAMECAST_OPENAI_DEFAULT_MODEL = os.environ.get("FRAMECAST_OPENAI_DEFAULT_MODEL", "")
+
+# --- Safety and provenance (safety/, README "Provenance and safety") ------------
+# The prompt policy: categories, their rules and actions (refuse / flag).
+FRAMECAST_MODERATION_POLICY_FILE = Path(
+    os.environ.get("FRAMECAST_MODERATION_POLICY_FILE", BASE_DIR / "safety" / "policy.toml")
+)
+# This many refused prompts within the window suspend the team's generation pending review.
+FRAMECAST_SUSPEND_AFTER_REFUSALS = env_int("FRAMECAST_SUSPEND_AFTER_REFUSALS", 3)
+FRAMECAST_SUSPEND_WINDOW_HOURS = env_int("FRAMECAST_SUSPEND_WINDOW_HOURS", 24)
+# The largest video the verifier accepts.
+FRAMECAST_VERIFY_MAX_MB = env_int("FRAMECAST_VERIFY_MAX_MB", 50)
+# C2PA content credentials: a PEM certificate chain and its private key. Unset: MP4s carry
+# the invisible watermark only.
+FRAMECAST_C2PA_CERT_FILE = os.environ.get("FRAMECAST_C2PA_CERT_FILE", "")
+FRAMECAST_C2PA_KEY_FILE = os.environ.get("FRAMECAST_C2PA_KEY_FILE", "")
 
 # --- REST API ---------------------------------------------------------------
 # https://www.django-rest-framework.org/api-guide/settings/
@@ -284,15 +357,48 @@ EMAIL_VERIFICATION_TTL_DAYS = env_int("EMAIL_VERIFICATION_TTL_DAYS", 3)
 LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60)
 
-# --- Security in production -------------------------------------------------
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# --- Security ------------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
+# FRAMECAST_HTTPS: the site is served over HTTPS (usually by a proxy that terminates TLS;
+# uvicorn trusts its X-Forwarded-Proto when the proxy's address is in FORWARDED_ALLOW_IPS).
+# It turns on the redirect to HTTPS, secure cookies and HSTS: `manage.py check --deploy`
+# is clean with it, DEBUG off, SECRET_KEY and ALLOWED_HOSTS set.
+HTTPS = env_bool("FRAMECAST_HTTPS", False)
+SECURE_SSL_REDIRECT = HTTPS
+# The probes and the scrape are answered before this redirect (config.health); listed
+# here too so that moving that middleware cannot break the compose health checks.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+# Sent in every mode (config.security): no inline scripts or styles, nothing from other
+# origins, except the media bucket's when videos are in object storage.
+_MEDIA_ORIGIN = ""
+if MEDIA_S3_BUCKET:
+    from urllib.parse import urlsplit
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+    if os.environ.get("MEDIA_S3_ENDPOINT_URL"):
+        _MEDIA_ORIGIN = " {0.scheme}://{0.netloc}".format(urlsplit(os.environ["MEDIA_S3_ENDPOINT_URL"]))
+    else:  # AWS: virtual-hosted URLs, global or regional
+        _MEDIA_ORIGIN = f" https://{MEDIA_S3_BUCKET}.s3.amazonaws.com"
+        if os.environ.get("MEDIA_S3_REGION"):
+            _MEDIA_ORIGIN += f" https://{MEDIA_S3_BUCKET}.s3.{os.environ['MEDIA_S3_REGION']}.amazonaws.com"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; "
+    f"img-src 'self' data: blob:{_MEDIA_ORIGIN}; media-src 'self' blob:{_MEDIA_ORIGIN}; "
+    "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
+
+# --- Logs and metrics -----------------------------------------------------------
+# LOG_FORMAT=json: one JSON object per line with request_id and job_id (config.logs).
+from config.logs import logging_config  # noqa: E402 - settings are plain assignments above
+
+try:
+    LOGGING = logging_config(log_format=os.environ.get("LOG_FORMAT", "text"), level=os.environ.get("LOG_LEVEL", "INFO"))
+except ValueError as error:
+    raise ImproperlyConfigured(str(error)) from None
+# Prometheus scrapes /metrics with `Authorization: Bearer <this>`; unset: loopback only.
+FRAMECAST_METRICS_TOKEN = os.environ.get("FRAMECAST_METRICS_TOKEN", "")

@@ -32,9 +32,10 @@ from config.api_schema import errors
 
 from . import catalog, pools
 from .forms import JobForm
+from .inputs import DEFAULT_REMIX_STRENGTH, remix_params
 from .ranges import file_response
 from .models import IdempotencyRecord, Job
-from .selectors import job_for_team
+from .selectors import job_eta_seconds, job_for_team, job_queue_position
 from .services import InvalidTransition, job_cancel, job_delete, job_submit
 from .webhooks import validate_webhook_url
 
@@ -49,33 +50,31 @@ class VideoSerializer(serializers.ModelSerializer):
     queue_position = serializers.SerializerMethodField()
     error = serializers.CharField(source="error_message")
     content_url = serializers.SerializerMethodField()
+    remixed_from = serializers.UUIDField(source="remixed_from_id", allow_null=True)
+    has_input_image = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
         fields = [
             "id", "status", "prompt", "negative_prompt", "model", "seed", "width", "height", "num_frames",
             "fps", "steps", "guidance", "speed", "price_credits", "metadata", "webhook_url", "progress", "queue_position", "error", "created_at", "started_at", "finished_at",
-            "content_url",
+            "content_url", "remixed_from", "strength", "has_input_image",
         ]
 
     def get_progress(self, job) -> dict:
-        eta = None
-        if job.state == Job.State.RUNNING and job.progress_step and job.started_at:
-            elapsed = (timezone.now() - job.started_at).total_seconds()
-            eta = round(elapsed / job.progress_step * (job.steps - job.progress_step), 1)
         return {
             "step": job.progress_step,
             "steps": job.steps,
             "percent": round(100 * job.progress_step / job.steps) if job.steps else 0,
-            "eta_seconds": eta,
+            "eta_seconds": job_eta_seconds(job),
         }
+
+    def get_has_input_image(self, job) -> bool:
+        return bool(job.input_image)
 
     def get_queue_position(self, job) -> int | None:
         """1 = next to start on its pool; None once it runs (or while throttled)."""
-        if job.state != Job.State.QUEUED or job.dispatch_key is None:
-            return None
-        ahead = Job.objects.filter(pool=job.pool, state=Job.State.QUEUED, dispatch_key__lt=job.dispatch_key).count()
-        return ahead + 1
+        return job_queue_position(job)
 
     def get_content_url(self, job) -> str | None:
         if job.state != Job.State.SUCCEEDED:
@@ -153,8 +152,7 @@ def _with_frames_from_duration(data):
         fps = int(data.get("fps") or spec.defaults["fps"])
     except (TypeError, ValueError):
         return data  # the form names the bad fps
-    step = spec.frame_step
-    return {**data, "num_frames": max(1, step * round(duration * fps / step) + 1)}
+    return {**data, "num_frames": catalog.frames_for_duration(spec, duration, fps)}
 
 
 def _webhook_and_metadata(data) -> dict:
@@ -393,6 +391,52 @@ class VideoThumbnail(APIView):
     )
     def get(self, request, job_id):
         return _file_response(request, job_id, "poster", "image/jpeg", "jpg")
+
+
+class VideoSpritesheet(APIView):
+    @extend_schema(
+        operation_id="get_video_spritesheet",
+        responses={(200, "image/jpeg"): OpenApiTypes.BINARY, **errors(401, 403, 404)},
+    )
+    def get(self, request, job_id):
+        """A grid of up to 16 evenly spaced frames (JPEG)."""
+        return _file_response(request, job_id, "spritesheet", "image/jpeg", "jpg")
+
+
+class RemixSerializer(serializers.Serializer):
+    prompt = serializers.CharField(max_length=catalog.MAX_PROMPT_CHARS)
+    strength = serializers.FloatField(
+        required=False, allow_null=True, min_value=0.0, max_value=1.0,
+        help_text=f"How far from the source frames, more than 0 and at most 1 (default {DEFAULT_REMIX_STRENGTH}).",
+    )
+    seed = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=catalog.MAX_SEED)
+
+
+class VideoRemix(APIView):
+    """Re-generate a finished video's frames with a new prompt (video to video): the same
+    model, size, length and settings, priced and queued like any video."""
+
+    throttle_classes = [PlanRequestThrottle, PlanVideoThrottle]
+
+    @extend_schema(
+        operation_id="remix_video",
+        request=RemixSerializer,
+        responses={201: VideoSerializer, **errors(400, 401, 402, 403, 404, 409, 429)},
+    )
+    def post(self, request, job_id):
+        actor = _actor(request, Perm.GENERATE)
+        source = job_for_team(actor.team, job_id)
+        body = RemixSerializer(data=request.data if isinstance(request.data, dict) else {})
+        if not body.is_valid():
+            fields = {field: [str(message) for message in messages] for field, messages in body.errors.items()}
+            return error_response(400, next(iter(fields.values()))[0], fields=fields)
+        try:
+            params = remix_params(source, **body.validated_data)
+            job = job_submit(team=actor.team, user=actor.user, params=params, api_key=actor.api_key)
+        except SubmissionRefused as refusal:
+            fields = {refusal.field: [refusal.message]} if refusal.field else None
+            return error_response(refusal.status, refusal.message, fields=fields, error_type=refusal.code)
+        return Response(VideoSerializer(job, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
 
 class VideoCancel(APIView):

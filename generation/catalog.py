@@ -40,6 +40,10 @@ class ModelSpec:
     dtype: str = "bfloat16"
     vae_dtype: str = "float32"
     speeds: tuple[str, ...] = ("standard",)
+    # The same weights behind other tasks' pipeline classes ("": not offered): remixes
+    # (video to video) and a reference image for the first frame (image to video).
+    remix_pipeline: str = ""
+    image_pipeline: str = ""
     # Price per unit of work relative to the reference model (billing/pricing.py).
     credit_factor: float = 1.0
     # Where the weights are: built by prepare_models, a path, or an environment variable.
@@ -62,7 +66,12 @@ class ModelSpec:
         return Path(configured) if configured else None
 
     def is_available(self) -> bool:
-        return self.weights_path() is not None
+        path = self.weights_path()
+        if path is None:
+            return False
+        if self.weights_path_setting:  # shipped with the code: offered once it is really there
+            return (path / "model_index.json").is_file()
+        return True  # built by prepare_models, or configured (a missing folder fails loudly)
 
     def supports_speed(self, speed: str) -> bool:
         return speed in self.speeds
@@ -130,6 +139,12 @@ def default_model() -> ModelSpec:
     if spec is None:
         raise LookupError(f"FRAMECAST_DEFAULT_MODEL={settings.FRAMECAST_DEFAULT_MODEL!r} is not an available model.")
     return spec
+
+
+def frames_for_duration(spec: ModelSpec, seconds: float, fps: int) -> int:
+    """The frame count the model takes nearest to `seconds` of video at `fps`."""
+    step = spec.frame_step
+    return max(1, step * round(seconds * fps / step) + 1)
 
 
 def shape_errors(

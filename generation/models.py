@@ -81,6 +81,14 @@ class Job(models.Model):
     # guidance): a later identical request of the team reuses this job's video.
     request_key = models.CharField(max_length=64, blank=True, default="", db_index=True)
     reused_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # A remix re-generates the frames of `remixed_from` with this job's prompt (video to
+    # video); `strength` is how far it may move from them (0: the source as is, 1: all new).
+    remixed_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="remixes"
+    )
+    strength = models.FloatField(null=True, blank=True)
+    # A reference image the first frame is conditioned on (image to video).
+    input_image = models.FileField(upload_to="inputs/%Y/%m/%d/", blank=True)
     # Called back (Standard Webhooks) when the job starts and ends; `metadata` is the
     # client's own, returned as given.
     webhook_url = models.URLField(max_length=2000, blank=True, default="")
@@ -105,8 +113,13 @@ class Job(models.Model):
 
     video = models.FileField(upload_to="videos/%Y/%m/%d/", blank=True)
     poster = models.FileField(upload_to="posters/%Y/%m/%d/", blank=True)
+    # A grid of evenly spaced frames, made with the MP4 (previews, moderation review).
+    spritesheet = models.FileField(upload_to="spritesheets/%Y/%m/%d/", blank=True)
     # The price quoted at submission and held from the team's credits (billing.ledger).
     price_credits = models.PositiveIntegerField(default=0)
+    # Set while the video is shared by public link (/s/<token>/): random, unguessable, and
+    # cleared to turn sharing off, so that an old link stays dead (generation/sharing.py).
+    share_token = models.CharField(max_length=64, blank=True, default="")
     inference_seconds = models.FloatField(null=True, blank=True)
     encode_seconds = models.FloatField(null=True, blank=True)
     # What the job cost us: seconds it waited, seconds it held a GPU (claim to end, this
@@ -131,10 +144,17 @@ class Job(models.Model):
             ),
             models.CheckConstraint(condition=models.Q(seed__gte=0, seed__lte=2**32 - 1), name="job_seed_is_uint32"),
             models.CheckConstraint(
+                condition=models.Q(strength__isnull=True) | models.Q(strength__gt=0, strength__lte=1),
+                name="job_strength_in_range",
+            ),
+            models.CheckConstraint(
                 condition=models.Q(progress_step__lte=models.F("steps")), name="job_progress_within_steps"
             ),
             models.CheckConstraint(
                 condition=~models.Q(state="succeeded") | ~models.Q(video=""), name="job_succeeded_has_video"
+            ),
+            models.UniqueConstraint(
+                fields=["share_token"], condition=~models.Q(share_token=""), name="job_share_token_unique"
             ),
         ]
 

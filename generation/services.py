@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from billing import ledger, pricing, quotas
 from billing.models import BillingAccount
+from safety.moderation import decision_link_job, prompt_check
 
 from . import catalog, events, pools, webhooks
 from .models import Job
@@ -43,6 +44,11 @@ class JobParams:
     steps: int
     guidance: float
     speed: str = "standard"
+    # Video to video: the job whose frames are re-generated, and how far from them (0-1].
+    remix_of: "Job | None" = None
+    strength: float | None = None
+    # Image to video: the reference image (PNG bytes, checked by generation.inputs).
+    input_image: bytes | None = None
 
 
 def job_quote(params: JobParams) -> int:
@@ -84,6 +90,11 @@ def job_submit(*, team, user, params: JobParams, api_key=None, webhook_url: str 
     of one team are serialised: they can neither overdraw the balance nor overrun the
     concurrency limit. Raises quotas.SubmissionRefused with nothing written.
     """
+    # Content policy first (safety/): a refused prompt or a suspended team gets no job and
+    # holds no credits; only the moderation decision itself is recorded.
+    moderation = prompt_check(
+        team=team, user=user, prompt=params.prompt, negative_prompt=params.negative_prompt, via_api=api_key is not None
+    )
     price = job_quote(params)
     pool = pools.pool_for_job(
         params.model_name, width=params.width, height=params.height, num_frames=params.num_frames
@@ -128,6 +139,8 @@ def job_submit(*, team, user, params: JobParams, api_key=None, webhook_url: str 
             webhook_url=webhook_url,
             metadata=metadata or {},
             request_key=request_key,
+            remixed_from=params.remix_of,
+            strength=params.strength,
         )
         if cached is not None:
             return _job_reuse(cached, fields)
@@ -148,6 +161,9 @@ def job_submit(*, team, user, params: JobParams, api_key=None, webhook_url: str 
             price_credits=price,
             **(_queue_fields(plan.queue_priority) if state == Job.State.QUEUED else {}),
         )
+        if params.input_image:
+            job.input_image.save(f"{job.id}.png", ContentFile(params.input_image), save=True)
+        decision_link_job(moderation, job)
         ledger.credits_hold(
             account,
             job_id=job.id,
@@ -165,6 +181,10 @@ def _request_key(params: JobParams, seed: int) -> str:
     for a seed on a given kind of device)."""
     decisive = [params.model_name, params.prompt, params.negative_prompt, seed, params.width, params.height,
                 params.num_frames, params.fps, params.steps, float(params.guidance), params.speed]
+    if params.remix_of is not None:
+        decisive += ["remix", str(params.remix_of.pk), params.strength]
+    if params.input_image:
+        decisive += ["image", hashlib.sha256(params.input_image).hexdigest()]
     return hashlib.sha256(json.dumps(decisive).encode()).hexdigest()
 
 
@@ -180,14 +200,14 @@ def _cached_result(team, request_key: str) -> Job | None:
 
 def _job_reuse(source: Job, fields: dict) -> Job:
     """A new job that is already done: a copy of `source`'s files, no GPU, no credits."""
-    storage = Job._meta.get_field("video").storage
     now = timezone.now()
     job = Job(**fields, state=Job.State.SUCCEEDED, price_credits=0, reused_from=source, queued_at=now,
               started_at=now, encoding_at=now, finished_at=now, progress_step=source.steps,
               gpu_seconds=0, cost_usd=Decimal("0"), queue_seconds=0)
-    for field in ("video", "poster"):
-        with getattr(source, field).open("rb") as original:
-            getattr(job, field).save(f"{job.id}.{'mp4' if field == 'video' else 'jpg'}", original, save=False)
+    for field, extension in (("video", "mp4"), ("poster", "jpg"), ("spritesheet", "jpg"), ("input_image", "png")):
+        if getattr(source, field):
+            with getattr(source, field).open("rb") as original:
+                getattr(job, field).save(f"{job.id}.{extension}", original, save=False)
     job.save()
     _notify(job, "video.succeeded")
     transaction.on_commit(lambda: events.publish(job.id, events.terminal_event(job)))
@@ -335,26 +355,23 @@ def job_start_encoding(job: Job, *, inference_seconds: float) -> Job:
     return job
 
 
-def job_succeed(job: Job, *, video: bytes, poster: bytes, encode_seconds: float) -> Job:
+def job_succeed(
+    job: Job, *, video: bytes, poster: bytes, encode_seconds: float, spritesheet: bytes | None = None
+) -> Job:
     """Store the files, then mark the job succeeded. If the job was cancelled meanwhile,
     the files are removed again so that no orphan video is left behind."""
     storage = Job._meta.get_field("video").storage
-    video_name = storage.save(Job._meta.get_field("video").generate_filename(job, f"{job.id}.mp4"), ContentFile(video))
-    poster_name = storage.save(
-        Job._meta.get_field("poster").generate_filename(job, f"{job.id}.jpg"), ContentFile(poster)
-    )
+    files = {"video": (video, "mp4"), "poster": (poster, "jpg"), "spritesheet": (spritesheet, "jpg")}
+    names = {
+        field: storage.save(Job._meta.get_field(field).generate_filename(job, f"{job.id}.{extension}"), ContentFile(data))
+        for field, (data, extension) in files.items()
+        if data is not None
+    }
     try:
-        return _job_end(
-            job.pk,
-            Job.State.SUCCEEDED,
-            expect=owned_by(job),
-            video=video_name,
-            poster=poster_name,
-            encode_seconds=encode_seconds,
-        )
+        return _job_end(job.pk, Job.State.SUCCEEDED, expect=owned_by(job), encode_seconds=encode_seconds, **names)
     except InvalidTransition:
-        storage.delete(video_name)
-        storage.delete(poster_name)
+        for name in names.values():
+            storage.delete(name)
         raise
 
 
@@ -430,7 +447,12 @@ def job_delete(job: Job) -> None:
 def jobs_delete_files(jobs) -> None:
     """Delete the stored files of `jobs` once the surrounding transaction commits (a rolled
     back deletion must not lose videos)."""
-    names = [name for job in jobs for name in (job.video.name, job.poster.name) if name]
+    names = [
+        name
+        for job in jobs
+        for name in (job.video.name, job.poster.name, job.spritesheet.name, job.input_image.name)
+        if name
+    ]
     storage = Job._meta.get_field("video").storage
 
     def delete() -> None:

@@ -1,83 +1,198 @@
+"""The studio, the gallery, a video's page and its public share link. Thin views: the rules
+live in services (jobs), sharing (links), studio (options, live status) and gallery (filters)."""
+
+import uuid
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
-from django.contrib import messages
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.permissions import Perm, require
+from accounts.permissions import Perm, has_perm, require
 from accounts.selectors import request_membership
 from billing.ledger import account_for_team
 from billing.quotas import SubmissionRefused
 
-from . import catalog
-from .forms import JobForm
+from . import catalog, studio
+from .gallery import GalleryFilters, gallery_page
+from .models import Job
 from .ranges import file_response
-from .selectors import job_for_team, jobs_for_team
-from .services import InvalidTransition, job_cancel, job_quote, job_submit
+from .selectors import job_for_team
+from .services import InvalidTransition, job_cancel, job_delete, job_quote, job_submit
+from .sharing import NotShareable, job_for_share_token, job_share_disable, job_share_enable, share_url
+from .studio import StudioForm
+
+RECENT_IN_STUDIO = 8
+
+
+def _membership(request, perm: Perm):
+    """The user's membership in the active team, if its role allows `perm` (else 403)."""
+    membership = request_membership(request)
+    require(membership, perm)
+    return membership
 
 
 def _team(request, perm: Perm):
-    """The active team, if the user's role there allows `perm` (else 403)."""
-    membership = request_membership(request)
-    require(membership, perm)
-    return membership.team
+    return _membership(request, perm).team
 
 
-def _studio_context(request, form):
-    team = _team(request, Perm.VIEW)
+def _safe_next(request, default: str) -> str:
+    url = request.POST.get("next") or request.GET.get("next")
+    if url and url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return url
+    return default
+
+
+def _with_live_status(jobs) -> list[Job]:
+    jobs = list(jobs)
+    for job in jobs:
+        job.live = studio.live_status(job)
+    return jobs
+
+
+ADVANCED_FIELDS = ("width", "height", "num_frames", "fps", "guidance", "speed")
+
+
+def _studio_context(request, form, membership):
+    team = membership.team
+    account = account_for_team(team)
+    jobs = Job.objects.filter(team=team).select_related("created_by")
+    options = studio.studio_options(account.plan)
+    current_model = form["model"].value() or catalog.default_model().name
+    steps_offered = {option.value for option in options["steps"] if option.model == current_model}
+    chosen_steps = str(form["steps"].value() or "")
+    aspect = form["aspect_ratio"].value()
+    for option in options["resolution"]:  # greyed out for the aspect chosen now (the script follows changes)
+        option.needs = option.data["sizes"].get(aspect, {}).get("needs", "")
     return {
         "form": form,
         "team": team,
-        "jobs": jobs_for_team(team),
+        "account": account,
+        "options": options,
+        "current_model": current_model,
+        "custom_steps": chosen_steps if chosen_steps and chosen_steps not in steps_offered else "",
+        "plan_hint": any(option.needs for values in options.values() for option in values if option.model == current_model),
+        "advanced_fields": [form[name] for name in ADVANCED_FIELDS],
+        "advanced_open": any(form[name].errors for name in ADVANCED_FIELDS),
         "models": catalog.available_models(),
-        "account": account_for_team(team),
+        "can_generate": has_perm(membership, Perm.GENERATE),
+        "live_jobs": _with_live_status(jobs.filter(state__in=[Job.State.THROTTLED, *Job.ACTIVE]).order_by("created_at")),
+        "recent_jobs": jobs.filter(state__in=Job.TERMINAL)[:RECENT_IN_STUDIO],
     }
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def studio(request):
-    """The prompt form and the team's recent videos; a valid POST queues a job."""
+def studio_page(request):
+    """The prompt form, the team's live jobs and its latest videos; a valid POST queues a
+    job (then the studio again, or the job's page for forms that do not say `next`)."""
+    membership = _membership(request, Perm.VIEW)
     if request.method == "POST":
-        form = JobForm(request.POST)
-        team = _team(request, Perm.GENERATE)
+        require(membership, Perm.GENERATE)
+        form = StudioForm(request.POST)
         status = 400
         if form.is_valid():
             try:
-                job = job_submit(team=team, user=request.user, params=form.params())
+                job = job_submit(team=membership.team, user=request.user, params=form.params())
             except SubmissionRefused as refusal:
-                form.add_error(refusal.field, refusal.message)
+                form.add_error(form.refusal_field(refusal.field), refusal.message)
                 status = refusal.status
             else:
+                if request.POST.get("next") == "studio":
+                    # Back to the studio, its settings kept for the next take.
+                    return redirect(reverse("generation:studio") + f"?after={job.id}#job-{job.id}")
                 return redirect(job)
-        return render(request, "generation/studio.html", _studio_context(request, form), status=status)
-    return render(request, "generation/studio.html", _studio_context(request, JobForm()))
+        return render(request, "generation/studio.html", _studio_context(request, form, membership), status=status)
+    # ?remix=<id>: that video's settings, its seed included; ?after=<id>: the settings just
+    # submitted, for the next take (with a new random seed: the same one would only give
+    # the same video again).
+    source = request.GET.get("remix") or request.GET.get("after")
+    if source:
+        try:
+            job = job_for_team(membership.team, uuid.UUID(source))
+        except ValueError:
+            raise Http404("No such job.") from None
+        initial = studio.initial_from_job(job)
+        if not request.GET.get("remix"):
+            initial["seed"] = None
+    else:
+        initial = studio.initial_defaults()
+    return render(request, "generation/studio.html", _studio_context(request, StudioForm(initial=initial), membership))
+
+
+@login_required
+@require_GET
+def quote(request):
+    """The price of the request in the query string, for the form to show before submitting."""
+    _team(request, Perm.VIEW)
+    data = request.GET.copy()
+    if not data.get("prompt", "").strip():
+        data["prompt"] = "price"  # the price does not depend on the words
+    form = StudioForm(data)
+    if not form.is_valid():
+        return JsonResponse({"errors": {field: list(errors) for field, errors in form.errors.items()}}, status=400)
+    params = form.params()
+    return JsonResponse(
+        {"price_credits": job_quote(params), "width": params.width, "height": params.height, "num_frames": params.num_frames}
+    )
+
+
+@login_required
+@require_GET
+def live_status(request):
+    """The stored state of some of the team's jobs (`?ids=a,b`): queue positions, and a
+    catch-up for pages whose websocket was away."""
+    team = _team(request, Perm.VIEW)
+    ids = []
+    for part in [part for part in request.GET.get("ids", "").split(",") if part][:50]:
+        try:
+            ids.append(uuid.UUID(part))
+        except ValueError:
+            return JsonResponse(
+                {"error": {"type": "invalid_request", "message": f"ids: {part!r} is not a job id.", "field": "ids"}},
+                status=400,
+            )
+    jobs = Job.objects.filter(team=team, pk__in=ids)
+    return JsonResponse({"jobs": [studio.live_status(job) for job in jobs]})
+
+
+@login_required
+@require_GET
+def gallery(request):
+    membership = _membership(request, Perm.VIEW)
+    filters = GalleryFilters(request.GET or None, team=membership.team)
+    if not request.GET:
+        filters = GalleryFilters({"scope": "team"}, team=membership.team)
+    page = gallery_page(filters, team=membership.team, user=request.user, page=request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"filters": filters, "page": page, "query": query.urlencode(), "team": membership.team}
+    return render(request, "generation/gallery.html", context, status=200 if filters.is_valid() else 400)
 
 
 @login_required
 @require_GET
 def job_detail(request, job_id):
-    job = job_for_team(_team(request, Perm.VIEW), job_id)
-    again = JobForm(
-        initial={
-            "prompt": job.prompt,
-            "negative_prompt": job.negative_prompt,
-            "model": job.model_name,
-            "width": job.width,
-            "height": job.height,
-            "num_frames": job.num_frames,
-            "fps": job.fps,
-            "steps": job.steps,
-            "guidance": job.guidance,
-            "speed": job.speed,
-        }
-    )
-    context = {"job": job, "form": again, "account": account_for_team(job.team)}
+    membership = _membership(request, Perm.VIEW)
+    job = job_for_team(membership.team, job_id)
+    job.live = studio.live_status(job)
+    context = {
+        "job": job,
+        "share_url": request.build_absolute_uri(share_url(job)) if job.share_token else "",
+        "can_generate": has_perm(membership, Perm.GENERATE),
+    }
     return render(request, "generation/job_detail.html", context)
 
 
 def _job_file(request, job_id, field: str, content_type: str):
     job = job_for_team(_team(request, Perm.VIEW), job_id)
+    return _serve(request, job, field, content_type, cache="private, max-age=3600")
+
+
+def _serve(request, job: Job, field: str, content_type: str, *, cache: str):
     file = getattr(job, field)
     if job.state != job.State.SUCCEEDED or not file:
         raise Http404("This video is not ready.")
@@ -85,7 +200,7 @@ def _job_file(request, job_id, field: str, content_type: str):
     response = file_response(
         request, file, content_type=content_type, filename=filename, as_attachment=request.GET.get("download") == "1"
     )
-    response["Cache-Control"] = "private, max-age=3600"
+    response["Cache-Control"] = cache
     return response
 
 
@@ -101,18 +216,8 @@ def job_poster(request, job_id):
     return _job_file(request, job_id, "poster", "image/jpeg")
 
 
-@login_required
-@require_GET
-def quote(request):
-    """The price of the request in the query string, for the form to show before submitting."""
-    _team(request, Perm.VIEW)
-    data = request.GET.copy()
-    if not data.get("prompt", "").strip():
-        data["prompt"] = "price"  # the price does not depend on the words
-    form = JobForm(data)
-    if not form.is_valid():
-        return JsonResponse({"errors": {field: list(errors) for field, errors in form.errors.items()}}, status=400)
-    return JsonResponse({"price_credits": job_quote(form.params())})
+def _wants_json(request) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
 
 
 @login_required
@@ -120,9 +225,65 @@ def quote(request):
 def job_cancel_view(request, job_id):
     job = job_for_team(_team(request, Perm.GENERATE), job_id)
     try:
-        job_cancel(job.id)
+        job = job_cancel(job.id)
     except InvalidTransition:
-        messages.info(request, "The job had already ended.")
+        message, ok = "The job had already ended.", False
+        job.refresh_from_db()
     else:
-        messages.success(request, "Job cancelled; its credits are back in your balance.")
+        message, ok = "Job cancelled; its credits are back in your balance.", True
+    if _wants_json(request):
+        return JsonResponse({"cancelled": ok, "message": message, "job": studio.live_status(job)})
+    (messages.success if ok else messages.info)(request, message)
+    return redirect(_safe_next(request, job.get_absolute_url()))
+
+
+@login_required
+@require_POST
+def job_delete_view(request, job_id):
+    job = job_for_team(_team(request, Perm.GENERATE), job_id)
+    try:
+        job_delete(job)
+    except InvalidTransition:
+        messages.error(request, "This job has not ended yet: cancel it before deleting it.")
+        return redirect(job)
+    messages.success(request, "Video deleted.")
+    return redirect("generation:gallery")
+
+
+@login_required
+@require_POST
+def job_share_view(request, job_id):
+    """Turn the public link on (`share=on`) or off (anything else)."""
+    job = job_for_team(_team(request, Perm.GENERATE), job_id)
+    if request.POST.get("share") == "on":
+        try:
+            job_share_enable(job)
+        except NotShareable as refusal:
+            messages.error(request, str(refusal))
+        else:
+            messages.success(request, "Anyone with the link can now watch this video.")
+    else:
+        job_share_disable(job)
+        messages.success(request, "Sharing is off: the link no longer works.")
     return redirect(job)
+
+
+@require_GET
+def shared_page(request, token):
+    """A shared video for anyone with the link: the player and the prompt, nothing else of
+    the team's."""
+    job = job_for_share_token(token)
+    response = render(request, "generation/shared.html", {"job": job, "token": token})
+    response["X-Robots-Tag"] = "noindex"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@require_GET
+def shared_video(request, token):
+    return _serve(request, job_for_share_token(token), "video", "video/mp4", cache="no-cache")
+
+
+@require_GET
+def shared_poster(request, token):
+    return _serve(request, job_for_share_token(token), "poster", "image/jpeg", cache="no-cache")

@@ -136,3 +136,29 @@ def poster_jpeg(frames: np.ndarray, *, quality: int = 90) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(frames[len(frames) // 2]).save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
+
+
+SPRITESHEET_MAX_TILES = 16
+SPRITESHEET_TILE_SIDE = 256
+
+
+def spritesheet_jpeg(
+    frames: np.ndarray, *, tiles: int = SPRITESHEET_MAX_TILES, tile_side: int = SPRITESHEET_TILE_SIDE, quality: int = 85
+) -> bytes:
+    """JPEG grid of up to `tiles` evenly spaced frames, first and last included, left to
+    right then top to bottom, each scaled so its longer side is at most `tile_side`."""
+    frames = _check_frames(frames)
+    count = min(tiles, len(frames))
+    picks = np.linspace(0, len(frames) - 1, count).round().astype(int)
+    height, width = frames.shape[1:3]
+    scale = min(1.0, tile_side / max(height, width))
+    tile_w, tile_h = max(1, round(width * scale)), max(1, round(height * scale))
+    columns = int(np.ceil(np.sqrt(count)))
+    rows = int(np.ceil(count / columns))
+    sheet = Image.new("RGB", (columns * tile_w, rows * tile_h))
+    for position, index in enumerate(picks):
+        tile = Image.fromarray(frames[index]).resize((tile_w, tile_h), Image.Resampling.LANCZOS)
+        sheet.paste(tile, ((position % columns) * tile_w, (position // columns) * tile_h))
+    buf = io.BytesIO()
+    sheet.save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()

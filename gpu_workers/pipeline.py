@@ -62,7 +62,9 @@ def _evict_beyond_budget(keep: _PipelineKey) -> None:
         oldest = next(iter(_PIPELINES))
         if oldest == keep:
             break  # the model in use stays, even alone over the budget
-        del _PIPELINES[oldest]
+        evicted = _PIPELINES.pop(oldest)
+        for key in [key for key in _VARIANTS if key[0] == id(evicted)]:
+            del _VARIANTS[key]
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
@@ -148,6 +150,30 @@ def load_model(spec: Any, device: str | None = None) -> DiffusionPipeline:
     return load_pipeline(path, device=device, dtype=dtype_for(spec, device))
 
 
+_VARIANTS: dict[tuple[int, str], DiffusionPipeline] = {}
+
+
+def variant(pipe: DiffusionPipeline, class_name: str) -> DiffusionPipeline:
+    """The same weights behind another task's pipeline class: video to video
+    (WanVideoToVideoPipeline) or image to video (WanImageToVideoPipeline, conditioning the
+    first frame's latents as Wan 2.2 TI2V does, so no image encoder is needed). Built once
+    per loaded pipeline; no weights are copied."""
+    key = (id(pipe), class_name)
+    with _LOAD_LOCK:
+        built = _VARIANTS.get(key)
+        if built is None:
+            import diffusers
+
+            cls = getattr(diffusers, class_name)
+            parts = {name: part for name, part in pipe.components.items() if name in cls._get_signature_keys(cls)[0]}
+            if class_name == "WanImageToVideoPipeline":
+                parts = {**parts, "image_encoder": None, "image_processor": None, "expand_timesteps": True}
+            built = cls(**{name: part for name, part in parts.items() if name != "transformer_2" or part is not None})
+            built.set_progress_bar_config(disable=True)
+            _VARIANTS[key] = built
+    return built
+
+
 def warm_pipelines() -> list[str]:
     """Paths of the pipelines this process keeps loaded, least recently used first."""
     return [key[0] for key in _PIPELINES]
@@ -157,6 +183,7 @@ def clear_pipeline_cache() -> None:
     """Forgets every loaded pipeline (tests, or to free GPU memory)."""
     with _LOAD_LOCK:
         _PIPELINES.clear()
+        _VARIANTS.clear()
 
 
 def _spatial_multiple(pipe: Any) -> int:
@@ -190,6 +217,13 @@ def _step_cache(pipe: Any, threshold: float | None) -> Iterator[None]:
         pipe.transformer.disable_cache()
 
 
+def _pil(frame: np.ndarray, width: int, height: int):
+    from PIL import Image
+
+    picture = Image.fromarray(np.asarray(frame, dtype=np.uint8)).convert("RGB")
+    return picture if picture.size == (width, height) else picture.resize((width, height), Image.Resampling.LANCZOS)
+
+
 def to_uint8(video: np.ndarray) -> np.ndarray:
     """Float frames in [0, 1] -> uint8, rounded and clipped."""
     return np.clip(np.rint(video * 255.0), 0, 255).astype(np.uint8)
@@ -211,11 +245,19 @@ def generate_frames(
     on_latents: Callable[[int, int, Any], None] | None = None,
     step_cache_threshold: float | None = None,
     max_sequence_length: int = DEFAULT_MAX_SEQUENCE_LENGTH,
+    image: np.ndarray | None = None,
+    video: np.ndarray | None = None,
+    strength: float | None = None,
 ) -> np.ndarray:
     """Generates a clip; returns uint8 frames of shape (num_frames, height, width, 3).
 
     on_step(i, n) is called after each denoising step, i = 1..n. If should_stop()
     returns True (checked after each on_step), GenerationCancelled is raised at once.
+
+    With `image` (uint8 RGB, any size) the first frame is conditioned on it: pass an
+    image-to-video `pipe` (see variant). With `video` (uint8 frames, num_frames of them)
+    those frames are re-generated, `strength` of the way from them: pass a video-to-video
+    `pipe`. Both are resized to width × height.
     """
     validate_request(pipe, width=width, height=height, num_frames=num_frames, steps=steps)
 
@@ -234,13 +276,23 @@ def generate_frames(
     # A generator on the pipeline's own device, so the same seed gives the same
     # noise on every run on that kind of device (CPU and CUDA streams differ).
     generator = torch.Generator(device=pipe.device).manual_seed(seed)
+    inputs: dict[str, Any] = {"num_frames": num_frames}
+    if image is not None:
+        inputs["image"] = _pil(image, width, height)
+    if video is not None:
+        if len(video) != num_frames:
+            raise ValueError(f"the source video has {len(video)} frames, the request {num_frames}")
+        # The video-to-video pipeline takes its frame count from the video.
+        if strength is None or not 0 < strength <= 1:
+            raise ValueError(f"strength must be in (0, 1] for video to video, got {strength}")
+        inputs = {"video": [_pil(frame, width, height) for frame in video], "strength": strength}
     with _step_cache(pipe, step_cache_threshold):
         result = pipe(
+            **inputs,
             prompt=prompt,
             negative_prompt=negative_prompt,
             height=height,
             width=width,
-            num_frames=num_frames,
             num_inference_steps=steps,
             guidance_scale=guidance,
             generator=generator,

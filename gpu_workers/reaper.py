@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from generation.models import Job
@@ -16,9 +17,13 @@ def reap_lost_jobs() -> list[Job]:
     (or never did) — and that started before that window, so a job just claimed by a
     worker about to beat for the first time is left alone."""
     cutoff = timezone.now() - timedelta(seconds=settings.FRAMECAST_HEARTBEAT_STALE_SECONDS)
-    alive = WorkerHeartbeat.objects.filter(last_seen_at__gte=cutoff).values_list("hostname", flat=True)
+    # Alive and the same process that claimed the job: a worker restarted under the same
+    # name (a container restart) beats again, but its predecessor's job is lost all the same.
+    same_process_alive = WorkerHeartbeat.objects.filter(
+        hostname=OuterRef("worker"), last_seen_at__gte=cutoff, started_at__lte=OuterRef("started_at")
+    )
     lost = Job.objects.filter(state__in=[Job.State.RUNNING, Job.State.ENCODING], started_at__lt=cutoff).exclude(
-        worker__in=list(alive)
+        Exists(same_process_alive)
     )
     handled = []
     for job in lost:

@@ -17,12 +17,14 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
+import numpy as np
 from django.conf import settings
 from django.db import close_old_connections
 
 from config import request_id
 from generation import catalog, services
 from generation.models import Job
+from safety import provenance
 
 from . import encode, heartbeat, pipeline, preview
 
@@ -139,6 +141,9 @@ def _denoise(job: Job):
     except FileNotFoundError as missing:
         raise ModelUnavailable(f"{missing}; run `python manage.py prepare_models`.") from missing
     latent_rgb = preview.fit_latent_rgb(pipe)  # once per loaded pipeline
+    conditioning = _conditioning(job, spec)
+    if conditioning:
+        pipe = pipeline.variant(pipe, spec.remix_pipeline if "video" in conditioning else spec.image_pipeline)
     limiter = preview.PreviewLimiter(min_interval=settings.FRAMECAST_PREVIEW_MIN_SECONDS)
 
     started = time.monotonic()
@@ -171,6 +176,7 @@ def _denoise(job: Job):
         max_sequence_length=spec.max_sequence_length,
         # One indexed read per step: steps of real models take seconds.
         should_stop=lambda: services.job_is_cancelled(job.id),
+        **conditioning,
     )
     inference_seconds = time.monotonic() - started
     logger.info(
@@ -180,19 +186,50 @@ def _denoise(job: Job):
     return services.job_start_encoding(job, inference_seconds=inference_seconds), frames
 
 
+def _conditioning(job: Job, spec) -> dict:
+    """The remix's source frames or the reference image, as generate_frames takes them."""
+    if job.strength is not None:  # a remix (its source link is cleared if the source is deleted)
+        if not spec.remix_pipeline:
+            raise ModelUnavailable(f"{spec.name} cannot remix videos.")
+        source = Job.objects.filter(pk=job.remixed_from_id).first() if job.remixed_from_id else None
+        if source is None or not source.video:
+            raise SourceGone("The video being remixed was deleted before its remix started.")
+        with source.video.open("rb") as file:
+            return {"video": encode.decode_frames(file.read()), "strength": job.strength}
+    if job.input_image:
+        if not spec.image_pipeline:
+            raise ModelUnavailable(f"{spec.name} does not take a reference image.")
+        from PIL import Image
+
+        with job.input_image.open("rb") as file:
+            return {"image": np.asarray(Image.open(file).convert("RGB"))}
+    return {}
+
+
 def _finish(job: Job, frames) -> None:
-    """Encode the MP4 and its poster, store them, and end the job."""
+    """Encode the MP4, its poster and sprite sheet, store them, and end the job."""
     encode_started = time.monotonic()
+    frames = provenance.mark_job_frames(job, frames)  # invisible watermark, poster included
     video = encode.encode_mp4(frames, fps=job.fps)
+    video = provenance.sign_job_video(job, video)  # C2PA credentials, where configured
     poster = encode.poster_jpeg(frames)
-    services.job_succeed(job, video=video, poster=poster, encode_seconds=time.monotonic() - encode_started)
+    spritesheet = encode.spritesheet_jpeg(frames)
+    services.job_succeed(
+        job, video=video, poster=poster, spritesheet=spritesheet, encode_seconds=time.monotonic() - encode_started
+    )
 
 
 class ModelUnavailable(Exception):
     pass
 
 
+class SourceGone(Exception):
+    pass
+
+
 def _user_reason(error: Exception) -> str:
     if isinstance(error, ModelUnavailable):
         return "This model is not available right now."
+    if isinstance(error, SourceGone):
+        return str(error)
     return "The video could not be generated because of an internal error. Please try again."

@@ -21,7 +21,7 @@ from accounts.permissions import ROLE_PERMISSIONS, Perm
 from accounts.services import user_signup
 from generation.models import Job
 
-from .conftest import client_for
+from .conftest import client_for, on_plan
 
 pytestmark = pytest.mark.django_db
 
@@ -30,6 +30,20 @@ TOKEN_ROUTES = {
     "accounts:invitation": "tests/test_invitations.py",
     "accounts:verify_email": "tests/test_account_hygiene.py",
     "accounts:password_reset_confirm": "tests/test_account_hygiene.py",
+    # Public share links: the token is the key (unguessable, revocable).
+    "generation:shared": "tests/test_share.py",
+    "generation:shared_video": "tests/test_share.py",
+    "generation:shared_poster": "tests/test_share.py",
+    "safety:report": "tests/test_moderation_reports.py",
+}
+
+# Staff-only routes (the operator dashboard): 404 for everyone but staff, owners included;
+# each is walked for non-staff users and API keys in its own test.
+STAFF_ROUTES = {
+    "ops:team": "tests/test_ops_access.py",
+    "ops:team_credits": "tests/test_ops_access.py",
+    "ops:team_suspend": "tests/test_ops_access.py",
+    "ops:team_restore": "tests/test_ops_access.py",
 }
 
 
@@ -41,6 +55,9 @@ class Route:
     data: dict = field(default_factory=dict)
     api: bool = False
     owner_status: int = 200
+    # The OpenAI-compatible routes take API keys only, and name a 404 in OpenAI's words.
+    key_only: bool = False
+    not_found_type: str = "not_found"
 
 
 MATRIX = {
@@ -57,6 +74,18 @@ MATRIX = {
     "teams:member_remove": Route("POST", "dave_membership", Perm.MANAGE_MEMBERS, owner_status=302),
     "teams:key_revoke": Route("POST", "key", Perm.MANAGE_KEYS, owner_status=302),
     "invitations:revoke": Route("POST", "invitation", Perm.MANAGE_MEMBERS, owner_status=302),
+    "generation:job_delete": Route("POST", "finished_job", Perm.GENERATE, owner_status=302),
+    "generation:job_share": Route("POST", "finished_job", Perm.GENERATE, {"share": "on"}, owner_status=302),
+    "api:video_remix": Route("POST", "finished_job", Perm.GENERATE, {"prompt": "again"}, api=True, owner_status=201),
+    "api:video_spritesheet": Route("GET", "finished_job", api=True),
+    "openai:video": Route("GET", "job", api=True, key_only=True, not_found_type="invalid_request_error"),
+    "openai:video_content": Route(
+        "GET", "finished_job", api=True, key_only=True, not_found_type="invalid_request_error"
+    ),
+    "openai:video_remix": Route(
+        "POST", "finished_job", Perm.GENERATE, {"prompt": "again"}, api=True, key_only=True,
+        not_found_type="invalid_request_error",
+    ),
 }
 
 
@@ -74,7 +103,7 @@ def test_every_route_with_an_id_is_in_the_matrix():
     unlisted = [
         (name, pattern)
         for name, pattern in routes_with_parameters()
-        if name not in MATRIX and name not in TOKEN_ROUTES and not name.startswith("admin:")
+        if name not in MATRIX and name not in TOKEN_ROUTES and name not in STAFF_ROUTES and not name.startswith("admin:")
     ]
     assert unlisted == [], "Add these routes to the isolation matrix (who may use them?)"
     assert set(MATRIX) <= {name for name, _ in routes_with_parameters()}, "stale matrix entries"
@@ -93,6 +122,7 @@ def world(alice, bob, charlie, acme):
         job = Job(**common)
         job.video.save("acme.mp4", ContentFile(b"mp4"), save=False)
         job.poster.save("acme.jpg", ContentFile(b"jpg"), save=False)
+        job.spritesheet.save("acme-sheet.jpg", ContentFile(b"jpg"), save=False)
         job.state = Job.State.SUCCEEDED
         job.save()
         return job
@@ -103,6 +133,7 @@ def world(alice, bob, charlie, acme):
         return Membership.objects.create(team=acme, user=user, role=Membership.Role.MEMBER)
 
     _, charlie_secret = apikey_create(membership=Membership.objects.get(user=charlie), name="charlie ci")
+    on_plan(acme, "pro")  # API access and credits, so that remixes go through
     return {
         # Each caller gets a fresh object, so one caller's change cannot decide another's answer.
         "objects": {
@@ -122,6 +153,8 @@ def world(alice, bob, charlie, acme):
         "bob": client_for(bob, acme),
         "charlie": client_for(charlie),
         "charlie_key": charlie_secret,
+        # Members may not make keys: key-only routes are checked for the team's key.
+        "keys": {"alice": apikey_create(membership=alice_membership, name="alice key")[1]},
     }
 
 
@@ -129,6 +162,8 @@ def call(client, route: Route, name: str, make, **headers):
     url = reverse(name, args=[make().pk])
     if route.method == "GET":
         return client.get(url, **headers)
+    if route.api:
+        return client.post(url, route.data, content_type="application/json", **headers)
     return client.post(url, route.data, **headers)
 
 
@@ -137,20 +172,27 @@ def test_outsiders_get_404_members_without_the_role_403_and_owners_through(world
     route = MATRIX[name]
     obj = world["objects"][route.make]
 
-    assert call(world["charlie"], route, name, obj).status_code == 404, "Charlie (another team)"
+    def as_member(who):
+        if route.key_only:
+            return call(client, route, name, obj, HTTP_AUTHORIZATION=f"Bearer {world['keys'][who]}")
+        return call(world[who], route, name, obj)
+
+    if not route.key_only:
+        assert call(world["charlie"], route, name, obj).status_code == 404, "Charlie (another team)"
     if route.api:
         charlie_key = call(client, route, name, obj, HTTP_AUTHORIZATION=f"Bearer {world['charlie_key']}")
         assert charlie_key.status_code == 404, "Charlie's API key"
-        assert charlie_key.json()["error"]["type"] == "not_found"
+        assert charlie_key.json()["error"]["type"] == route.not_found_type
 
-    bob_may = route.perm in ROLE_PERMISSIONS[Membership.Role.MEMBER]
-    bob_status = call(world["bob"], route, name, obj).status_code
-    if bob_may:
-        assert bob_status == route.owner_status, "Bob (member) may use this route"
-    else:
-        assert bob_status == 403, "Bob (member) lacks the role"
+    if not route.key_only:
+        bob_may = route.perm in ROLE_PERMISSIONS[Membership.Role.MEMBER]
+        bob_status = as_member("bob").status_code
+        if bob_may:
+            assert bob_status == route.owner_status, "Bob (member) may use this route"
+        else:
+            assert bob_status == 403, "Bob (member) lacks the role"
 
-    assert call(world["alice"], route, name, obj).status_code == route.owner_status, "Alice (owner)"
+    assert as_member("alice").status_code == route.owner_status, "Alice (owner)"
 
 
 def test_anonymous_visitors_get_nothing(world, client):

@@ -119,11 +119,26 @@ def test_a_job_of_a_silent_worker_goes_back_to_the_queue(alice, django_capture_o
 def test_a_job_of_a_live_worker_is_left_alone(alice):
     job = running_job(alice, worker="w1@alive")
     WorkerHeartbeat.objects.create(
-        hostname="w1@alive", pool="cpu", device="cpu", started_at=timezone.now(), last_seen_at=timezone.now()
+        hostname="w1@alive", pool="cpu", device="cpu", started_at=timezone.now() - timedelta(hours=1),
+        last_seen_at=timezone.now(),
     )
     assert reap_lost_jobs() == []
     job.refresh_from_db()
     assert job.state == S.RUNNING
+
+
+@pytest.mark.django_db
+def test_a_worker_restarted_under_the_same_name_does_not_keep_its_predecessors_job(alice):
+    """A container restart brings the worker back with the same hostname: it beats, but the
+    job its killed predecessor claimed is lost and goes back to the queue."""
+    job = running_job(alice, worker="w1@container")
+    WorkerHeartbeat.objects.create(
+        hostname="w1@container", pool="cpu", device="cpu", started_at=timezone.now() - timedelta(seconds=10),
+        last_seen_at=timezone.now(),
+    )
+    assert [j.id for j in reap_lost_jobs()] == [job.id]
+    job.refresh_from_db()
+    assert job.state == S.QUEUED
 
 
 @pytest.mark.django_db

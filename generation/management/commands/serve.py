@@ -34,7 +34,12 @@ class Command(BaseCommand):
             self._start_embedded_worker(recover=embedded)
         self.stdout.write(self.style.SUCCESS(f"Framecast is running at http://{host}:{port}/"), ending="\n")
         self.stdout.flush()
-        uvicorn.run("config.asgi:application", host=host, port=port, ws="websockets-sansio", lifespan="off", log_level="info")
+        # uvicorn logs through Django's LOGGING (JSON with LOG_FORMAT=json); each request is
+        # logged once, with its request id, by config.metrics rather than by an access log.
+        uvicorn.run(
+            "config.asgi:application", host=host, port=port, ws="websockets-sansio", lifespan="off",
+            log_level="info", log_config=None, access_log=False,
+        )
 
     def _start_embedded_worker(self, *, recover: bool) -> None:
         from celery.worker import WorkController
@@ -47,7 +52,7 @@ class Command(BaseCommand):
         # Every pool whose models this machine has: on a laptop, the CPU pool's tiny model.
         local_models = {spec.name for spec in catalog.available_models()}
         queues = [pool.queue for pool in pools.all_pools() if local_models & set(pool.models)]
-        queues += [webhooks_queue(), "celery"]  # customer webhooks and periodic work
+        queues += [webhooks_queue(), settings.CELERY_TASK_DEFAULT_QUEUE]  # customer webhooks, periodic work
         worker = WorkController(
             app=app,
             hostname="embedded@localhost",

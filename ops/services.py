@@ -1,0 +1,102 @@
+"""Staff actions. Each one changes what it changes and writes its AuditEntry in the same
+transaction: an action without its audit row (or the reverse) is never committed."""
+
+from django.apps import apps
+from django.db import transaction
+
+from accounts.models import Team, User
+from billing import ledger
+from billing.models import CreditEntry
+
+from .models import AuditEntry
+
+Action = AuditEntry.Action
+MAX_ADJUSTMENT = 1_000_000
+
+
+class StaffActionRefused(Exception):
+    """Bad input or an impossible action; `field` names the form field at fault."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.message, self.field = message, field
+
+
+def audit_record(*, staff: User, action: str, target=None, reason: str = "", details: dict | None = None) -> AuditEntry:
+    return AuditEntry.objects.create(
+        staff=staff,
+        staff_email=staff.email,
+        action=action,
+        target_type=target._meta.model_name if target is not None else "",
+        target_id=str(target.pk) if target is not None else "",
+        target_label=str(target)[:200] if target is not None else "",
+        reason=reason,
+        details=details or {},
+    )
+
+
+def _reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise StaffActionRefused("Give a reason: it is kept in the audit log.", field="reason")
+    if len(reason) > 500:
+        raise StaffActionRefused("The reason is longer than 500 characters.", field="reason")
+    return reason
+
+
+@transaction.atomic
+def staff_adjust_credits(*, staff: User, team: Team, amount: int, reason: str) -> CreditEntry:
+    """Grant (amount > 0) or deduct (amount < 0) credits through the ledger, audited."""
+    reason = _reason(reason)
+    if amount == 0:
+        raise StaffActionRefused("The amount must not be zero.", field="amount")
+    if abs(amount) > MAX_ADJUSTMENT:
+        raise StaffActionRefused(f"At most {MAX_ADJUSTMENT:,} credits at once.", field="amount")
+    try:
+        entry = ledger.credits_adjust(team, amount=amount, actor=staff.email, note=reason)
+    except ledger.InsufficientCredits as error:
+        raise StaffActionRefused(
+            f"The team has only {error.available} credits available; it cannot lose {error.needed}.", field="amount"
+        ) from None
+    audit_record(
+        staff=staff, action=Action.CREDITS_ADJUST, target=team, reason=reason,
+        details={"amount": amount, "credit_entry": entry.pk, "balance_after": entry.balance_after},
+    )
+    return entry
+
+
+def suspensions():
+    """The safety app's suspension interface (issue #9), or None where it is not installed."""
+    if not apps.is_installed("safety"):
+        return None
+    from safety import suspensions as module
+    return module if all(hasattr(module, name) for name in ("suspend_team", "restore_team", "active_suspension")) else None
+
+
+def _suspensions_required():
+    module = suspensions()
+    if module is None:
+        raise StaffActionRefused("Suspending teams is not available: the safety app is not installed.")
+    return module
+
+
+@transaction.atomic
+def staff_suspend_team(*, staff: User, team: Team, reason: str):
+    module = _suspensions_required()
+    reason = _reason(reason)
+    if module.active_suspension(team) is not None:
+        raise StaffActionRefused(f"{team} is suspended already.")
+    suspension = module.suspend_team(team, reason=reason, by=staff)
+    audit_record(staff=staff, action=Action.TEAM_SUSPEND, target=team, reason=reason)
+    return suspension
+
+
+@transaction.atomic
+def staff_restore_team(*, staff: User, team: Team, reason: str):
+    module = _suspensions_required()
+    reason = _reason(reason)
+    if module.active_suspension(team) is None:
+        raise StaffActionRefused(f"{team} is not suspended.")
+    result = module.restore_team(team, by=staff)
+    audit_record(staff=staff, action=Action.TEAM_RESTORE, target=team, reason=reason)
+    return result

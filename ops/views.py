@@ -1,0 +1,159 @@
+"""The staff dashboard (/staff/): thin views over ops.metrics, ops.selectors, ops.services
+and ops.exports. Anyone but an active staff user in the browser gets 404, as if the pages
+did not exist (accounts.permissions.is_staff_member)."""
+
+from datetime import timedelta
+from functools import wraps
+
+from django.contrib import messages
+from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.models import Team
+from accounts.permissions import is_staff_member
+
+from . import charts, exports, metrics, selectors, services
+from .forms import CreditAdjustForm, SuspensionForm
+from .models import AuditEntry
+
+
+def staff_only(view):
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        via_api_key = request.headers.get("Authorization", "").lower().startswith("bearer ")
+        if not is_staff_member(request.user, via_api_key=via_api_key):
+            raise Http404("No such page.")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+@staff_only
+@require_GET
+def money(request):
+    figures = metrics.money()
+    return render(request, "ops/money.html", {
+        "section": "money", "m": figures,
+        "daily_chart": charts.daily_chart(figures.days), "model_chart": charts.model_chart(figures.by_model),
+    })
+
+
+@staff_only
+@require_GET
+def operations(request):
+    figures = metrics.operations()
+    return render(request, "ops/operations.html", {
+        "section": "operations", "o": figures, "hourly_chart": charts.hourly_chart(figures.jobs_per_hour),
+    })
+
+
+@staff_only
+@require_GET
+def customers(request):
+    query = request.GET.get("q", "")[:200]
+    return render(request, "ops/customers.html", {
+        "section": "customers", "query": query, "teams": selectors.teams_search(query), "limit": selectors.SEARCH_LIMIT,
+    })
+
+
+def _team_page(request, team, *, credit_form=None, suspend_form=None, status=200):
+    module = services.suspensions()
+    return render(request, "ops/team.html", {
+        "section": "customers", "d": selectors.team_detail(team),
+        "credit_form": credit_form or CreditAdjustForm(), "suspend_form": suspend_form or SuspensionForm(),
+        "suspensions_available": module is not None,
+        "suspension": module.active_suspension(team) if module else None,
+    }, status=status)
+
+
+@staff_only
+@require_GET
+def team(request, team_id):
+    return _team_page(request, get_object_or_404(Team, pk=team_id))
+
+
+@staff_only
+@require_POST
+def team_credits(request, team_id):
+    target = get_object_or_404(Team, pk=team_id)
+    form = CreditAdjustForm(request.POST)
+    if form.is_valid():
+        try:
+            entry = services.staff_adjust_credits(
+                staff=request.user, team=target, amount=form.cleaned_data["amount"], reason=form.cleaned_data["reason"]
+            )
+        except services.StaffActionRefused as refusal:
+            form.add_error(refusal.field, refusal.message)
+        else:
+            messages.success(request, f"{entry.amount:+,} credits for {target}; balance now {entry.balance_after:,}.")
+            return redirect("ops:team", team_id=target.pk)
+    return _team_page(request, target, credit_form=form, status=400)
+
+
+def _suspension_action(request, team_id, action, done: str):
+    target = get_object_or_404(Team, pk=team_id)
+    form = SuspensionForm(request.POST)
+    if form.is_valid():
+        try:
+            action(staff=request.user, team=target, reason=form.cleaned_data["reason"])
+        except services.StaffActionRefused as refusal:
+            form.add_error(refusal.field, refusal.message)
+        else:
+            messages.success(request, f"{target} {done}.")
+            return redirect("ops:team", team_id=target.pk)
+    return _team_page(request, target, suspend_form=form, status=400)
+
+
+@staff_only
+@require_POST
+def team_suspend(request, team_id):
+    return _suspension_action(request, team_id, services.staff_suspend_team, "is suspended")
+
+
+@staff_only
+@require_POST
+def team_restore(request, team_id):
+    return _suspension_action(request, team_id, services.staff_restore_team, "is restored")
+
+
+@staff_only
+@require_GET
+def exports_page(request):
+    today = timezone.now().date()
+    return render(request, "ops/exports.html", {
+        "section": "exports", "start": (today - timedelta(days=29)).isoformat(), "end": today.isoformat(),
+    })
+
+
+def _export(request, kind: str, stream, action: str):
+    try:
+        first, last = exports.parse_range(request.GET.get("from"), request.GET.get("to"))
+    except exports.BadRange as error:
+        return render(request, "ops/exports.html", {
+            "section": "exports", "error": error.message, "error_field": error.field,
+            "start": request.GET.get("from", ""), "end": request.GET.get("to", ""),
+        }, status=400)
+    services.audit_record(staff=request.user, action=action, details={"from": first.isoformat(), "to": last.isoformat()})
+    response = StreamingHttpResponse(stream(first, last), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="framecast-{kind}-{first}-to-{last}.csv"'
+    return response
+
+
+@staff_only
+@require_GET
+def export_jobs(request):
+    return _export(request, "jobs", exports.jobs_csv, AuditEntry.Action.EXPORT_JOBS)
+
+
+@staff_only
+@require_GET
+def export_ledger(request):
+    return _export(request, "ledger", exports.ledger_csv, AuditEntry.Action.EXPORT_LEDGER)
+
+
+@staff_only
+@require_GET
+def audit(request):
+    return render(request, "ops/audit.html", {"section": "audit", "entries": AuditEntry.objects.all()[:200]})
