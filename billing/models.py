@@ -105,11 +105,15 @@ class BillingAccount(models.Model):
 
 
 class AppendOnlyQuerySet(models.QuerySet):
+    """Rows written once: bulk updates and deletes are refused with `refusal`."""
+
+    refusal = "The credit ledger is append-only: write a new entry instead."
+
     def update(self, **kwargs):
-        raise TypeError("The credit ledger is append-only: write a new entry instead.")
+        raise TypeError(self.refusal)
 
     def delete(self):
-        raise TypeError("The credit ledger is append-only: write a new entry instead.")
+        raise TypeError(self.refusal)
 
 
 class CreditEntry(models.Model):

@@ -4,13 +4,11 @@ of job cost that keep the money pages fast on millions of jobs (ops.rollups)."""
 from django.conf import settings
 from django.db import models
 
+from billing.models import AppendOnlyQuerySet
 
-class AuditQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise TypeError("The audit log is append-only.")
 
-    def delete(self):
-        raise TypeError("The audit log is append-only.")
+class AuditQuerySet(AppendOnlyQuerySet):
+    refusal = "The audit log is append-only."
 
 
 class AuditEntry(models.Model):

@@ -89,19 +89,26 @@ def browser():
         browser.close()
 
 
-@pytest.fixture(scope="module")
-def person(browser, embedded_server):
-    """Dana, signed up through the sign-up page, in a browser context of her own."""
+def signed_up(browser, base_url: str, email: str):
+    """A browser context of its own for a person who signed up through the sign-up page,
+    reached from the login page a logged-out visitor lands on."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    page.goto(embedded_server + "/")
+    page.goto(base_url + "/")
     assert "/accounts/login/" in page.url
     page.click("text=Create an account")
-    page.fill("#id_email", "dana@example.com")
+    page.fill("#id_email", email)
     page.fill("#id_password", "a long passphrase 42")
     page.click("button[type=submit]")
     page.wait_for_selector("text=New video")
     page.close()
+    return context
+
+
+@pytest.fixture(scope="module")
+def person(browser, embedded_server):
+    """Dana, signed up through the sign-up page, in a browser context of her own."""
+    context = signed_up(browser, embedded_server, "dana@example.com")
     yield context
     context.close()
 

@@ -209,3 +209,13 @@ def test_an_unfinished_videos_page_has_its_live_card_and_cancel(alice, alice_cli
     assert f'data-live-badge="{job.id}"' in html
     assert f'action="/jobs/{job.id}/cancel/"' in html
     assert "Delete video" not in html and "Create a public link" not in html, "only for ended / finished videos"
+
+
+def test_the_studio_says_which_words_the_toy_model_understands(alice_client, settings):
+    from generation import catalog
+
+    toy = catalog.get_model("framecast-toy")
+    assert toy is not None, "the shipped toy model's weights are missing"
+    settings.FRAMECAST_DEFAULT_MODEL = "framecast-toy"
+    page = page_text(alice_client.get("/"))
+    assert toy.description in page and "Other words are ignored." in page

@@ -5,21 +5,14 @@ with a clear message; nothing trips the Content-Security-Policy."""
 
 import pytest
 
-from .test_browser import browser, embedded_server, generate, wait_for_state, watch  # noqa: F401 - fixtures
+from .test_browser import browser, embedded_server, generate, signed_up, wait_for_state, watch  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def maker(browser, embedded_server):  # noqa: F811 - the imported fixtures
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.goto(embedded_server + "/accounts/signup/")
-    page.fill("#id_email", "erin@example.com")
-    page.fill("#id_password", "a long passphrase 42")
-    page.click("button[type=submit]")
-    page.wait_for_selector("text=New video")
-    page.close()
+    context = signed_up(browser, embedded_server, "erin@example.com")
     yield context
     context.close()
 

@@ -6,9 +6,4 @@
 - train.py  – the reproducible training run (`manage.py train_toy_model`)
 """
 
-import os
-
-# Without this, OpenMP threads spin while they wait for each other, and on a CPU shared with
-# other processes a training step becomes 10-20x slower (measured: 0.5 s -> 8 s per
-# transformer step at 2 threads, load 7 on 2 cores). Must be set before torch is imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OMP_WAIT_POLICY=PASSIVE is set by the gpu_workers package itself (gpu_workers/__init__.py).

@@ -72,7 +72,15 @@
     frames.disabled = duration.value !== "";
   }
 
+  // What the chosen model understands (the toy model knows only its synthetic world).
+  function showModelNote() {
+    for (const note of document.querySelectorAll("[data-model-note]")) {
+      note.hidden = note.dataset.modelNote !== model.value;
+    }
+  }
+
   function refresh() {
+    showModelNote();
     followModel(resolution);
     followModel(duration);
     followModel(steps);
