@@ -340,7 +340,11 @@ def test_several_jobs_each_with_its_own_bar_and_cancel_the_second(embedded_serve
 
     page.route_web_socket(lambda url: "/ws/jobs/" in url, through)
     page.goto(embedded_server + "/")
-    first = generate(page, embedded_server, "a slow spinning cube", steps="30", resolution="128", duration="3")
+    # The largest job the Free plan and the tiny model allow, so that it is still running
+    # after the steps below on an idle machine too.
+    first = generate(
+        page, embedded_server, "a slow spinning cube", steps="30", aspect="16:9", resolution="128", duration="4"
+    )
     second = generate(page, embedded_server, "a second video, to cancel", steps="30")
     assert page.locator("[data-live-job]").count() == 2
     # The Free plan runs one job at a time: the second waits for a slot, and says so.
