@@ -105,19 +105,36 @@ class BillingAccount(models.Model):
 
 
 class AppendOnlyQuerySet(models.QuerySet):
-    """Rows written once: bulk updates and deletes are refused with `refusal`."""
-
-    refusal = "The credit ledger is append-only: write a new entry instead."
-
     def update(self, **kwargs):
-        raise TypeError(self.refusal)
+        raise TypeError(self.model.append_only_refusal)
 
     def delete(self):
-        raise TypeError(self.refusal)
+        raise TypeError(self.model.append_only_refusal)
 
 
-class CreditEntry(models.Model):
+class AppendOnlyModel(models.Model):
+    """Rows written once and kept: changing or deleting one, singly or in bulk, raises
+    TypeError with `append_only_refusal`."""
+
+    append_only_refusal = "These records are append-only."
+
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise TypeError(self.append_only_refusal)
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError(self.append_only_refusal)
+
+
+class CreditEntry(AppendOnlyModel):
     """One change of a team's credits. Never updated or deleted."""
+
+    append_only_refusal = "The credit ledger is append-only: write a new entry instead."
 
     class Kind(models.TextChoices):
         GRANT = "grant", "Plan credits granted"
@@ -155,14 +172,6 @@ class CreditEntry(models.Model):
             ),
             models.CheckConstraint(condition=Q(balance_after__gte=0), name="entry_balance_not_negative"),
         ]
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise TypeError("The credit ledger is append-only: write a new entry instead.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise TypeError("The credit ledger is append-only: write a new entry instead.")
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount:+d} → {self.balance_after}"

@@ -31,9 +31,14 @@ STATUS = {
     Job.State.CANCELLED: "failed",
 }
 
-# JobForm's fields, by the OpenAI parameter that set them.
+# Framecast's field names (JobForm, plan refusals), by the OpenAI parameter that set them.
 PARAM_OF_FIELD = {"width": "size", "height": "size", "num_frames": "seconds", "fps": "seconds", "model": "model",
                   "prompt": "prompt", "steps": "model"}
+
+
+def param_for(field: str | None) -> str | None:
+    """The OpenAI parameter to name for an error about Framecast's `field`."""
+    return PARAM_OF_FIELD.get(field, field)
 
 
 class BadParam(Exception):
@@ -94,7 +99,7 @@ def create_params(data, files) -> JobParams:
     })
     if not form.is_valid():
         field, messages = next(iter(form.errors.items()))
-        raise BadParam(messages[0], PARAM_OF_FIELD.get(field, field))
+        raise BadParam(messages[0], param_for(field))
     params = form.params()
     reference = files.get("input_reference") if files else None
     if reference is None and _one(data, "input_reference") not in (None, ""):

@@ -28,7 +28,7 @@ from generation.services import InvalidTransition, job_cancel, job_delete, job_s
 
 from .converters import job_id as parse_video_id
 from .converters import video_id
-from .translate import BadParam, create_params, video_object
+from .translate import BadParam, create_params, param_for, video_object
 
 # How often the SDK's create_and_poll asks again (it reads this header).
 POLL_AFTER_MS = 500
@@ -56,12 +56,8 @@ def refusal_error(refusal: SubmissionRefused) -> Response:
         return openai_error(429, refusal.message, code="insufficient_quota", error_type="insufficient_quota")
     if refusal.field and refusal.status == 403:
         # Above the plan's size, length or steps: OpenAI calls a parameter out of range a 400.
-        return openai_error(400, refusal.message, param=_param(refusal.field), code=refusal.code)
-    return openai_error(refusal.status, refusal.message, param=_param(refusal.field), code=refusal.code)
-
-
-def _param(field):
-    return {"width": "size", "height": "size", "num_frames": "seconds", "steps": "model"}.get(field, field)
+        return openai_error(400, refusal.message, param=param_for(refusal.field), code=refusal.code)
+    return openai_error(refusal.status, refusal.message, param=param_for(refusal.field), code=refusal.code)
 
 
 def exception_handler(error, context):

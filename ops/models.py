@@ -4,15 +4,13 @@ of job cost that keep the money pages fast on millions of jobs (ops.rollups)."""
 from django.conf import settings
 from django.db import models
 
-from billing.models import AppendOnlyQuerySet
+from billing.models import AppendOnlyModel
 
 
-class AuditQuerySet(AppendOnlyQuerySet):
-    refusal = "The audit log is append-only."
-
-
-class AuditEntry(models.Model):
+class AuditEntry(AppendOnlyModel):
     """One staff action: who, what, on which target, why, when. Never edited or deleted."""
+
+    append_only_refusal = "The audit log is append-only."
 
     class Action(models.TextChoices):
         CREDITS_ADJUST = "credits_adjust", "Adjusted credits"
@@ -33,19 +31,10 @@ class AuditEntry(models.Model):
     reason = models.CharField(max_length=500, blank=True, default="")
     details = models.JSONField(default=dict, blank=True)
 
-    objects = AuditQuerySet.as_manager()
 
     class Meta:
         ordering = ["-at", "-pk"]
         verbose_name_plural = "audit entries"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise TypeError("The audit log is append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise TypeError("The audit log is append-only.")
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.staff_email} {self.action} {self.target_label}"
