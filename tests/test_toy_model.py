@@ -31,6 +31,10 @@ def test_the_toy_model_is_shipped_and_runs_at_its_native_size():
     assert (spec.weights_path() / "model_index.json").is_file()
     assert (spec.defaults["width"], spec.defaults["height"]) == (world.NATIVE_SIZE, world.NATIVE_SIZE)
     assert spec.defaults["num_frames"] == world.NATIVE_FRAMES
+    # Served with the prompt padding it was trained with (the length changes the output).
+    from gpu_workers.toy import model as toy
+
+    assert spec.max_sequence_length == toy.MAX_SEQUENCE_LENGTH
 
 
 def test_the_samples_cover_the_world():
