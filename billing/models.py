@@ -118,6 +118,7 @@ class AppendOnlyModel(models.Model):
 
     append_only_refusal = "These records are append-only."
 
+    objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         abstract = True
@@ -159,8 +160,6 @@ class CreditEntry(AppendOnlyModel):
     reference = models.CharField(max_length=200, blank=True, default="", help_text="e.g. a Stripe object id")
     note = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-pk"]
