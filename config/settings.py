@@ -273,10 +273,10 @@ FRAMECAST_PREVIEW_MIN_SECONDS = float(os.environ.get("FRAMECAST_PREVIEW_MIN_SECO
 # Customer webhooks may only target public addresses, unless this is on (development, tests).
 FRAMECAST_WEBHOOKS_ALLOW_PRIVATE = env_bool("FRAMECAST_WEBHOOKS_ALLOW_PRIVATE", False)
 FRAMECAST_MODELS_DIR = Path(os.environ.get("FRAMECAST_MODELS_DIR", DATA_DIR / "models")).resolve()
-# framecast-toy (trained, shipped in gpu_workers/weights/) shows what the prompt says within
-# its world of coloured shapes; it is not the default yet: it is below its quality bar (see its
-# model card), and tests/test_browser.py's cancel test needs a check before the switch.
-FRAMECAST_DEFAULT_MODEL = os.environ.get("FRAMECAST_DEFAULT_MODEL", "framecast-tiny")
+# framecast-toy (trained, shipped in gpu_workers/weights/; its model card is the README.md
+# there) draws what the prompt says within its world of coloured shapes; framecast-tiny
+# (random weights) only shows that the machinery runs. Real checkpoints: see WAN21_* below.
+FRAMECAST_DEFAULT_MODEL = os.environ.get("FRAMECAST_DEFAULT_MODEL", "framecast-toy")
 # Local paths of Wan 2.1 T2V checkpoints in diffusers format (models.toml names these
 # settings in `weights_env`). Unset: not offered.
 WAN21_T2V_1_3B_PATH = os.environ.get("WAN21_T2V_1_3B_PATH", "")

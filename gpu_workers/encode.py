@@ -36,6 +36,23 @@ def _check_frames(frames: Any) -> np.ndarray:
     return frames
 
 
+# Videos whose short side is below this are stored upscaled by a whole factor: the invisible
+# watermark needs blocks of at least 8 px to survive re-encoding by others (safety/watermark.py),
+# and players show a 32-pixel video as a thumbnail.
+DISPLAY_MIN_SIDE = 128
+
+
+def upscale_for_display(frames: np.ndarray, min_side: int = DISPLAY_MIN_SIDE) -> np.ndarray:
+    """`frames` (n, h, w, 3) enlarged by the smallest whole factor that brings the short side
+    to `min_side` or more, each pixel becoming a k×k block (nothing is invented, and scaling
+    back down by k gives the generated frames exactly); unchanged if already large enough."""
+    frames = _check_frames(frames)
+    factor = -(-min_side // min(frames.shape[1:3]))
+    if factor <= 1:
+        return frames
+    return np.repeat(np.repeat(frames, factor, axis=1), factor, axis=2)
+
+
 def encode_mp4(frames: np.ndarray, fps: int, *, crf: int = DEFAULT_CRF, preset: str = DEFAULT_PRESET) -> bytes:
     """Encodes uint8 RGB frames (n, h, w, 3) as H.264/yuv420p MP4 with the moov atom first.
 

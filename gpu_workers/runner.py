@@ -209,6 +209,7 @@ def _conditioning(job: Job, spec) -> dict:
 def _finish(job: Job, frames) -> None:
     """Encode the MP4, its poster and sprite sheet, store them, and end the job."""
     encode_started = time.monotonic()
+    frames = encode.upscale_for_display(frames)  # small outputs: k×k pixel blocks, at least 128 px
     frames = provenance.mark_job_frames(job, frames)  # invisible watermark, poster included
     video = encode.encode_mp4(frames, fps=job.fps)
     video = provenance.sign_job_video(job, video)  # C2PA credentials, where configured

@@ -137,11 +137,13 @@ def shot(page, name: str) -> None:
 
 
 def generate(page, base: str, prompt: str, *, steps: str = "4", aspect: str = "1:1", resolution: str = "64",
-             duration: str = "1") -> str:
+             duration: str = "1", model: str | None = None) -> str:
     """Submit a video from the studio; returns the new job's id (its card is on the page)."""
     if page.url.split("?")[0].split("#")[0] != base + "/":
         page.goto(base + "/")
     page.fill("#id_prompt", prompt)
+    if model:
+        page.select_option("#id_model", model)
     page.select_option("#id_aspect_ratio", aspect)
     page.select_option("#id_resolution", resolution)
     page.select_option("#id_duration", duration)
@@ -248,7 +250,7 @@ def test_studio_generate_watch_progress_play_and_find_in_gallery(embedded_server
     assert page.eval_on_selector(f"{card} progress", "p => [p.value, p.max]") == [30, 30]
     page.wait_for_function(f"() => document.querySelector('{card} video').readyState >= 2", timeout=20000)
     width, height, duration = page.eval_on_selector(f"{card} video", "v => [v.videoWidth, v.videoHeight, v.duration]")
-    assert (width, height) == (128, 96)
+    assert (width, height) == (256, 192)  # generated at 128×96, stored at 2× (short side under 128)
     assert duration == pytest.approx(17 / 8, abs=0.2)
 
     # Its page: the player, the prompt, every parameter, the seed and the cost.
@@ -340,12 +342,13 @@ def test_several_jobs_each_with_its_own_bar_and_cancel_the_second(embedded_serve
 
     page.route_web_socket(lambda url: "/ws/jobs/" in url, through)
     page.goto(embedded_server + "/")
-    # The largest job the Free plan and the tiny model allow, so that it is still running
-    # after the steps below on an idle machine too.
+    # The largest job the Free plan and the tiny model allow (named: the default model may be
+    # faster), so that it is still running after the steps below on an idle machine too.
     first = generate(
-        page, embedded_server, "a slow spinning cube", steps="30", aspect="16:9", resolution="128", duration="4"
+        page, embedded_server, "a slow spinning cube", steps="30", aspect="16:9", resolution="128", duration="4",
+        model="framecast-tiny",
     )
-    second = generate(page, embedded_server, "a second video, to cancel", steps="30")
+    second = generate(page, embedded_server, "a second video, to cancel", steps="30", model="framecast-tiny")
     assert page.locator("[data-live-job]").count() == 2
     # The Free plan runs one job at a time: the second waits for a slot, and says so.
     wait_for_state(page, first, "running")

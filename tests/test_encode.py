@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gpu_workers.encode import decode_frames, encode_mp4, is_faststart, poster_jpeg, probe_mp4
+from gpu_workers.encode import decode_frames, encode_mp4, is_faststart, poster_jpeg, probe_mp4, upscale_for_display
 
 
 def moving_square(num_frames: int, height: int, width: int) -> np.ndarray:
@@ -37,6 +37,17 @@ def test_mp4_has_the_requested_frames_size_and_format(num_frames: int, height: i
         "fps": 16.0,
         "faststart": True,
     }
+
+
+@pytest.mark.parametrize(("height", "width", "stored"), [(32, 32, (128, 128)), (48, 64, (144, 192)), (96, 128, (192, 256)), (128, 224, (128, 224))])
+def test_small_videos_are_stored_upscaled_by_a_whole_factor(height: int, width: int, stored: tuple) -> None:
+    frames = moving_square(3, height, width)
+    big = upscale_for_display(frames)
+    assert big.shape == (3, *stored, 3)
+    factor = stored[0] // height
+    # Each generated pixel became a factor × factor block: nothing is invented or blurred.
+    blocks = big.reshape(3, height, factor, width, factor, 3)
+    assert (blocks == frames[:, :, None, :, None]).all()
 
 
 def test_decoded_frames_are_close_to_the_input() -> None:

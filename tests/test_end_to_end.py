@@ -64,7 +64,7 @@ def test_prompt_becomes_an_mp4_with_live_progress(alice_client, charlie_client, 
     assert video.status_code == 200
     assert video["Content-Type"] == "video/mp4"
     info = probe_mp4(b"".join(video.streaming_content))
-    assert (info["frames"], info["width"], info["height"]) == (9, 64, 48)
+    assert (info["frames"], info["width"], info["height"]) == (9, 192, 144)  # 64×48, stored at 3× (upscale_for_display)
     assert info["codec"] == "h264" and info["pix_fmt"] == "yuv420p" and info["faststart"]
 
     assert alice_client.get(received[-1]["poster_url"])["Content-Type"] == "image/jpeg"
@@ -107,4 +107,4 @@ def test_an_api_client_waits_for_its_video_and_downloads_it(alice, client, start
     content = client.get(body["content_url"].removeprefix("http://testserver"), **auth)
     assert content["Content-Type"] == "video/mp4"
     info = probe_mp4(b"".join(content.streaming_content))
-    assert (info["frames"], info["width"], info["height"]) == (9, 64, 48)
+    assert (info["frames"], info["width"], info["height"]) == (9, 192, 144)  # 64×48, stored at 3× (upscale_for_display)

@@ -115,8 +115,9 @@ def test_a_remix_whose_source_was_deleted_meanwhile_fails_clearly_and_refunds(al
 def test_the_sprite_sheet_is_an_evenly_spaced_grid_of_the_frames(alice, tiny_model):
     job = generate(alice, num_frames=17)
     sheet = Image.open(job.spritesheet.open("rb"))
-    assert sheet.size == (4 * 64, 4 * 48)  # 16 tiles of the 17 frames, first and last included
-    first_tile = np.asarray(sheet.crop((0, 0, 64, 48))).astype(float)
+    # 16 tiles of the 17 frames, first and last included, at the stored size (64×48 at 3×)
+    assert sheet.size == (4 * 192, 4 * 144)
+    first_tile = np.asarray(sheet.crop((0, 0, 192, 144))).astype(float)
     assert np.abs(first_tile - frames(job)[0]).mean() < 12  # JPEG of the first frame
 
 

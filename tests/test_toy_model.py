@@ -82,9 +82,6 @@ def _judged(client, auth, body: dict) -> judge.Verdict:
 
 @pytest.mark.services
 @pytest.mark.slow
-# The shipped weights do not reach the bar yet (model card: the autoencoder had too
-# little CPU time). strict: once retrained weights pass, this marker must go.
-@pytest.mark.xfail(strict=True, reason="framecast-toy is below the issue's bar (see its model card)")
 def test_videos_from_the_api_show_what_their_prompt_says(alice, client, start_worker):
     from accounts.api_keys import apikey_create
     from accounts.models import Membership

@@ -17,7 +17,7 @@ def test_runner_produces_the_requested_video(alice, tiny_model):
     job.refresh_from_db()
     assert job.state == Job.State.SUCCEEDED, job.error_detail
     info = probe_mp4(job.video.read())
-    assert (info["frames"], info["width"], info["height"]) == (5, 64, 32)
+    assert (info["frames"], info["width"], info["height"]) == (5, 256, 128)  # 64×32, stored at 4× (upscale_for_display)
 
 
 def test_missing_weights_fail_the_job_with_a_clear_reason(alice, settings, tmp_path):

@@ -14,7 +14,7 @@ from . import judge, model as toy, world
 
 # How the registry entry (generation/models.toml) runs the model by default.
 STEPS = 25
-GUIDANCE = 4.0
+GUIDANCE = 8.0
 
 
 def seen_sample(count: int) -> list[world.Scene]:

@@ -20,7 +20,7 @@ LATENT_CHANNELS = 16
 SHIFT = 3.0
 # Prompts are padded to this many tokens in training exactly as at serving time (Wan's
 # cross-attention has no mask, so the padding length changes the output).
-MAX_SEQUENCE_LENGTH = 512
+MAX_SEQUENCE_LENGTH = 32
 
 
 def make_tokenizer():

@@ -35,29 +35,26 @@ from tqdm import tqdm
 from . import model as toy
 from . import world
 
-# Defaults sized for a 2-core CPU shared with other work (~45 minutes in all).
+# Defaults sized for a 2-core CPU (~45 minutes in all when the machine is otherwise idle).
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
-    ae_steps: int = 900
+    # The autoencoder trains on whole 9-frame clips: the third temporal chunk decodes from a
+    # cache filled by a non-first chunk, which shorter clips never show (trained on 5-frame
+    # clips, frames 5-8 came out garbled).
+    ae_steps: int = 3600
     ae_batch: int = 4
-    ae_frames: int = 5  # 1 + 4: the first chunk and one causal chunk, half the cost of 9
     ae_lr: float = 2e-3
-    # Then whole 9-frame clips: the third chunk decodes from a cache filled by a non-first
-    # chunk, which 5-frame clips never show (without this phase frames 5-8 came out garbled).
-    ae_full_steps: int = 300
-    ae_full_lr: float = 1e-3
-    ae_full_rounds: int = 3  # warm restarts of that schedule (colours were still off after one)
     fg_weight: float = 10.0  # extra loss weight on the shape and its 1-pixel rim
     grad_weight: float = 1.0
     latent_noise: float = 0.1  # decoder robustness to imperfect latents from the transformer
-    latent_clips: int = 3000
-    tr_steps: int = 1500  # the learning-rate schedule's length
+    latent_clips: int = 6000
+    tr_steps: int = 7000  # the learning-rate schedule's length
     # Stop early, at this step of that schedule (0: run it to the end). Kept separate from
-    # tr_steps so a shorter run follows exactly the same schedule as a longer one.
-    tr_stop_at: int = 1200  # the shipped weights stop here
-    tr_batch: int = 32
-    tr_lr: float = 1.5e-3
+    # tr_steps so a shorter trial run follows exactly the same schedule as a longer one.
+    tr_stop_at: int = 0
+    tr_batch: int = 64
+    tr_lr: float = 1e-3
     ema: float = 0.999
     caption_dropout: float = 0.1
     threads: int = 2
@@ -97,31 +94,26 @@ def ae_loss(vae, videos: np.ndarray, alphas: np.ndarray, config: TrainConfig, de
     return l1 + config.grad_weight * grad
 
 
-def train_autoencoder(vae, config: TrainConfig, device: str, *, full: bool = False, round: int = 0) -> None:
-    """Phase 1 (full=False): `ae_steps` on `ae_frames`-frame clips; phase 2 (full=True):
-    round `round` of `ae_full_steps` on whole 9-frame clips."""
+def train_autoencoder(vae, config: TrainConfig, device: str) -> None:
+    """`ae_steps` steps on random 9-frame clips of the seen scenes."""
     scenes = world.seen_scenes()
-    steps, peak = (config.ae_full_steps, config.ae_full_lr) if full else (config.ae_steps, config.ae_lr)
-    frames = world.NATIVE_FRAMES if full else config.ae_frames
-    seed_base = config.seed * 1_000_003 + ((500_000 + 10_000 * round) if full else 0)
-    optimiser = torch.optim.AdamW(vae.parameters(), lr=peak, weight_decay=0.0)
+    optimiser = torch.optim.AdamW(vae.parameters(), lr=config.ae_lr, weight_decay=0.0)
     vae.train()
-    name = f"autoencoder ({frames} frames, round {round + 1})" if full else f"autoencoder ({frames} frames)"
-    bar = tqdm(range(steps), desc=name, mininterval=10, file=sys.stdout)
+    bar = tqdm(range(config.ae_steps), desc="autoencoder", mininterval=10, file=sys.stdout)
     running = None
     for step in bar:
         for group in optimiser.param_groups:
-            group["lr"] = _lr(step, steps, peak, warmup=30)
-        videos, alphas, _ = world.sample_clips(scenes, config.ae_batch, seed=seed_base + step, frames=frames)
+            group["lr"] = _lr(step, config.ae_steps, config.ae_lr, warmup=50)
+        videos, alphas, _ = world.sample_clips(scenes, config.ae_batch, seed=config.seed * 1_000_003 + step)
         loss = ae_loss(vae, videos, alphas, config, device)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         optimiser.step()
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        bar.set_postfix(loss=f"{running:.4f}")
-        if step % 50 == 0 or step == steps - 1:
-            _log(f"{name} step {step + 1}/{steps} loss {running:.4f}")
+        bar.set_postfix(loss=f"{running:.4f}", refresh=False)
+        if step % 200 == 0 or step == config.ae_steps - 1:
+            _log(f"autoencoder step {step + 1}/{config.ae_steps} loss {running:.4f}")
     vae.eval()
 
 
@@ -183,7 +175,7 @@ def train_transformer(
             for name, p in transformer.named_parameters():
                 ema[name].lerp_(p.detach(), 1 - decay)
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        bar.set_postfix(loss=f"{running:.4f}")
+        bar.set_postfix(loss=f"{running:.4f}", refresh=False)
         if step % 200 == 0 or step == last - 1:
             _log(f"transformer step {step + 1}/{last} (schedule {config.tr_steps}) loss {running:.4f}")
         if on_checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0:
@@ -197,7 +189,7 @@ def train_transformer(
 
 def train(
     out_dir: Path, config: TrainConfig = TrainConfig(), device: str | None = None, checkpoint_dir: Path | None = None,
-    resume_autoencoder: Path | None = None, resumed_rounds: int = 0,
+    resume_autoencoder: Path | None = None,
 ) -> dict:
     """Trains from scratch and saves the pipeline to `out_dir` (atomically); returns a
     summary (config, sizes, minutes per phase)."""
@@ -218,16 +210,18 @@ def train(
     if resume_autoencoder is None:
         train_autoencoder(vae, config, device)
     else:
-        # The autoencoder of an earlier run with this same config, saved after phase 1 and
-        # `resumed_rounds` rounds of phase 2 (each deterministic for a seed): skips that work.
+        # The autoencoder of an earlier run with this same config (deterministic for a
+        # seed): skips that phase while working on the transformer.
         from diffusers import AutoencoderKLWan
 
         vae.load_state_dict(AutoencoderKLWan.from_pretrained(resume_autoencoder, subfolder="vae").state_dict())
-        _log(f"autoencoder phase 1 and {resumed_rounds} round(s) of phase 2 taken from {resume_autoencoder}")
-    for full_round in range(resumed_rounds if resume_autoencoder is not None else 0, config.ae_full_rounds):
-        train_autoencoder(vae, config, device, full=True, round=full_round)
+        _log(f"autoencoder taken from {resume_autoencoder}")
     ae_minutes = (time.monotonic() - started) / 60
-    _log(f"autoencoder done in {ae_minutes:.1f} min")
+    from .evaluate import score_autoencoder
+
+    ae_scores = score_autoencoder(vae.cpu()).percent()
+    vae.to(device)
+    _log(f"autoencoder done in {ae_minutes:.1f} min; the judge on its reconstructions: {ae_scores}")
 
     latents, scenes = encode_dataset(vae, config, device)
     mean = latents.mean(dim=(0, 2, 3, 4))
@@ -256,7 +250,7 @@ def train(
     tr_started = time.monotonic()
     train_transformer(
         transformer, normalised, text, empty, caption_index, config, device,
-        on_checkpoint=checkpoint if checkpoint_dir else None, checkpoint_every=400,
+        on_checkpoint=checkpoint if checkpoint_dir else None, checkpoint_every=1000,
     )
     tr_minutes = (time.monotonic() - tr_started) / 60
     total_minutes = (time.monotonic() - started) / 60
@@ -272,6 +266,7 @@ def train(
             "transformer": toy.count_parameters(transformer),
             "text_encoder": toy.count_parameters(text_encoder),
         },
+        "autoencoder_reconstructions_judged": ae_scores,
         "held_out_pairs": sorted(f"{c} {m}" for c, m in world.HELD_OUT_PAIRS),
     }
     save(pipe, Path(out_dir), summary)
@@ -305,13 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in asdict(defaults).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    parser.add_argument("--checkpoint-dir", type=Path, default=None, help="also save the EMA pipeline every 400 steps")
+    parser.add_argument("--checkpoint-dir", type=Path, default=None, help="also save the EMA pipeline every 1000 steps")
     parser.add_argument("--resume-autoencoder", type=Path, default=None, help="a pipeline folder saved by an earlier run of this config")
-    parser.add_argument("--resumed-rounds", type=int, default=0, help="rounds of phase 2 that folder's autoencoder has had")
     args = vars(parser.parse_args(argv))
     out, device, checkpoints = args.pop("out"), args.pop("device"), args.pop("checkpoint_dir")
-    resume, rounds = args.pop("resume_autoencoder"), args.pop("resumed_rounds")
-    summary = train(out, TrainConfig(**args), device=device, checkpoint_dir=checkpoints, resume_autoencoder=resume, resumed_rounds=rounds)
+    resume = args.pop("resume_autoencoder")
+    summary = train(out, TrainConfig(**args), device=device, checkpoint_dir=checkpoints, resume_autoencoder=resume)
     print(json.dumps(summary["minutes"]))
     return 0
 
