@@ -3,7 +3,7 @@ with the same command and seeds, judges both the shipped and the retrained pipel
 same prompts and seeds, and prints both score sets and their differences. The issue asks
 for every difference to be within 5 points; the exit status is 1 when one is not.
 
-Too slow for the test suite (the training alone takes ~45 minutes on 2 CPU cores), hence a
+Too slow for the test suite (the training alone takes ~50 minutes on 2 CPU cores), hence a
 benchmark:
 
     .venv/bin/python bench/toy_model.py                 # retrain into a temporary folder

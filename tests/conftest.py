@@ -23,9 +23,10 @@ from accounts.selectors import ACTIVE_TEAM_SESSION_KEY
 from accounts.services import user_signup
 
 REPO = Path(__file__).resolve().parent.parent
-# Servers and workers the tests start as processes generate with the fast random model too
-# (in this process, _isolated_data sets it); tests of framecast-toy name it.
-os.environ["FRAMECAST_DEFAULT_MODEL"] = "framecast-tiny"
+# The shipped default model, also in the servers and workers the tests start as processes (in
+# this process, _isolated_data sets it), whatever the developer's environment says. Tests whose
+# figures are framecast-tiny's limits and prices use the tiny_default fixture.
+os.environ["FRAMECAST_DEFAULT_MODEL"] = "framecast-toy"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
@@ -74,7 +75,14 @@ def _isolated_data(data_dirs, settings):
     with other runs, so it is never flushed. Cheap password hashing keeps sign-ups fast."""
     settings.CACHES = {name: {**config, "KEY_PREFIX": uuid.uuid4().hex} for name, config in settings.CACHES.items()}
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    settings.FRAMECAST_DEFAULT_MODEL = "framecast-tiny"  # fast; tests of framecast-toy name it
+    settings.FRAMECAST_DEFAULT_MODEL = "framecast-toy"
+
+
+@pytest.fixture
+def tiny_default(settings):
+    """framecast-tiny as the default model, for tests written around its limits, sizes and
+    prices (pytestmark = pytest.mark.usefixtures("tiny_default") in their module)."""
+    settings.FRAMECAST_DEFAULT_MODEL = "framecast-tiny"
 
 
 @pytest.fixture(scope="session")

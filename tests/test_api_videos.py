@@ -37,7 +37,7 @@ def test_create_then_read_a_video(api, django_capture_on_commit_callbacks):
         created = api.post("videos", {**SMALL_REQUEST, "seed": 42})
     assert created.status_code == 201 and len(dispatched) == 1
     body = created.json()
-    assert body["status"] == "queued" and body["seed"] == 42 and body["model"] == "framecast-tiny"
+    assert body["status"] == "queued" and body["seed"] == 42 and body["model"] == "framecast-toy"  # the default
     assert body["progress"] == {"step": 0, "steps": 4, "percent": 0, "eta_seconds": None} and body["content_url"] is None
     assert api.get(f"videos/{body['id']}").json()["id"] == body["id"]
     assert [video["id"] for video in api.get("videos").json()["data"]] == [body["id"]]

@@ -17,7 +17,8 @@ from generation.services import JobParams, job_quote, job_submit
 
 from .conftest import SMALL_REQUEST, at_once, on_plan, page_text
 
-pytestmark = pytest.mark.django_db
+# framecast-tiny's figures (sizes, lengths, prices), not the shipped default's, below.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tiny_default")]
 S = Job.State
 
 TINY = dict(model_name="framecast-tiny", prompt="a kite", negative_prompt="", seed=3, fps=8, guidance=5.0)

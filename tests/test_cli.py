@@ -41,4 +41,4 @@ def test_generate_and_wait_writes_the_mp4(asgi_server, api_key, start_worker, tm
     assert captured.out.strip() == str(output)
     assert "succeeded  [##############################] 100%" in captured.err
     info = probe_mp4(output.read_bytes())
-    assert (info["frames"], info["width"], info["height"]) == (9, 64, 48)
+    assert (info["frames"], info["width"], info["height"]) == (9, 192, 144)  # 64×48, stored at 3×

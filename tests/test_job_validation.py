@@ -6,7 +6,8 @@ from generation.models import Job
 
 from .conftest import SMALL_REQUEST
 
-pytestmark = pytest.mark.django_db
+# framecast-tiny's figures (sizes, lengths, prices), not the shipped default's, below.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tiny_default")]
 
 BAD_FIELDS = [
     ("prompt", "", "Prompt is required"),

@@ -11,6 +11,9 @@ from generation.forms import JobForm
 from .conftest import on_plan
 from .test_api_videos import api  # noqa: F401 - fixture
 
+# framecast-tiny's figures (sizes, lengths, prices), not the shipped default's, below.
+pytestmark = pytest.mark.usefixtures("tiny_default")
+
 
 def write(tmp_path, name, text):
     path = tmp_path / name

@@ -17,6 +17,9 @@ from gpu_workers.encode import probe_mp4
 
 from .conftest import client_for, on_plan
 
+# framecast-tiny's figures (sizes, lengths, prices), not the shipped default's, below.
+pytestmark = pytest.mark.usefixtures("tiny_default")
+
 SMALL = {"model": "sora-2", "seconds": "1", "size": "64x48"}
 
 
@@ -55,7 +58,8 @@ def test_the_official_sdk_creates_polls_lists_downloads_remixes_and_deletes(sora
     thumbnail = Image.open(io.BytesIO(sora.videos.download_content(video.id, variant="thumbnail").read()))
     sheet = Image.open(io.BytesIO(sora.videos.download_content(video.id, variant="spritesheet").read()))
     assert thumbnail.format == sheet.format == "JPEG"
-    assert thumbnail.size == (64, 48) and sheet.size == (3 * 64, 3 * 48)  # 9 frames: a 3 × 3 grid
+    # The stored size (64x48 generated, at 3×); 9 frames: a 3 × 3 grid.
+    assert thumbnail.size == (192, 144) and sheet.size == (3 * 192, 3 * 144)
 
     remix = sora.videos.remix(video.id, prompt="a blue kite over a hill")
     assert remix.remixed_from_video_id == video.id and remix.status == "queued"

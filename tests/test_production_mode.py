@@ -110,14 +110,14 @@ POOLS = """
 name = "small"
 gpu = "CPU (small clips)"
 price_per_gpu_hour = 0.04
-models = ["framecast-tiny"]
+models = ["framecast-tiny", "framecast-toy"]
 max_pixels_per_frame = 4096
 
 [[pools]]
 name = "large"
 gpu = "CPU (larger clips)"
 price_per_gpu_hour = 0.08
-models = ["framecast-tiny"]
+models = ["framecast-tiny", "framecast-toy"]
 """
 SMALL = {"width": 64, "height": 48, "num_frames": 9, "steps": 4}  # 3072 pixels: pool "small"
 LARGE = {"width": 80, "height": 64, "num_frames": 9, "steps": 6}  # 5120 pixels: pool "large"
@@ -157,7 +157,7 @@ def test_the_compose_processes_make_videos_and_survive_a_killed_worker(
     from accounts.models import Membership
     from billing.models import BillingAccount
     from generation.models import Job
-    from gpu_workers.encode import probe_mp4
+    from gpu_workers.encode import DISPLAY_MIN_SIDE, probe_mp4
 
     on_plan(alice.personal_team, "pro")
     _, api_key = apikey_create(membership=Membership.objects.get(user=alice), name="production-test")
@@ -251,7 +251,8 @@ def test_the_compose_processes_make_videos_and_survive_a_killed_worker(
     for video_id in submitted:
         info = probe_mp4((tmp_path / f"{video_id}.mp4").read_bytes())
         expected = SMALL if pools[__import__("uuid").UUID(video_id)] == "small" else LARGE
-        assert (info["width"], info["height"], info["frames"]) == (expected["width"], expected["height"], 9)
+        k = -(-DISPLAY_MIN_SIDE // min(expected["width"], expected["height"]))  # stored at k× (64×48: 3×)
+        assert (info["width"], info["height"], info["frames"]) == (k * expected["width"], k * expected["height"], 9)
 
     # Everything stopped on SIGTERM, cleanly, leaving no process behind. (uvicorn shuts
     # down, then re-raises the signal it caught, so its status is "terminated by SIGTERM".)

@@ -11,7 +11,8 @@ from generation.services import JobParams, job_submit
 
 from .conftest import client_for, on_plan, page_text
 
-pytestmark = pytest.mark.django_db
+# framecast-tiny's figures (sizes, lengths, prices), not the shipped default's, below.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tiny_default")]
 
 STUDIO_REQUEST = {
     "prompt": "a lighthouse in a storm",

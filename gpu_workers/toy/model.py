@@ -2,7 +2,7 @@
 
 The classes are the real ones behind `WanPipeline` (so the model loads and runs through
 the same code as Wan 2.1): `AutoencoderKLWan` at 4× spatial / 4× temporal compression,
-`WanTransformer3DModel` of about 1.2M parameters, and a frozen, randomly initialised
+`WanTransformer3DModel` of about 1.0M parameters, and a frozen, randomly initialised
 `UMT5EncoderModel` behind the word-level tokenizer of gpu_workers/tiny_model.py.
 """
 

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from . import model as toy
 from . import world
 
-# Defaults sized for a 2-core CPU (~45 minutes in all when the machine is otherwise idle).
+# Defaults sized for a 2-core CPU (~50 minutes in all when the machine is otherwise idle).
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
@@ -274,11 +274,15 @@ def train(
 
 
 def save(pipe, out_dir: Path, summary: dict) -> None:
-    """save_pretrained into a temporary folder beside `out_dir`, then swap it in, so an
-    interrupted run never leaves a half-written model behind. The model card (README.md)
-    of an existing folder is kept."""
+    """save_pretrained (fp16 weights) into a temporary folder beside `out_dir`, then swap it
+    in, so an interrupted run never leaves a half-written model behind. The model card
+    (README.md) of an existing folder is kept. Converts `pipe`'s networks to fp16."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
+    # Stored as fp16 (half the size); loaded as fp32 on the CPU. The judge's verdicts on the
+    # 72 clips of tests/test_toy_model.py were identical for fp16-rounded and fp32 weights.
+    for component in (pipe.transformer, pipe.vae, pipe.text_encoder):
+        component.to(torch.float16)
     pipe.save_pretrained(tmp, safe_serialization=True)
     (tmp / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
     if (out_dir / "README.md").exists():

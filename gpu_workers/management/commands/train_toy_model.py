@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand
 class Command(BaseCommand):
     help = (
         "Train the toy text-to-video model (framecast-toy) from scratch on the synthetic world "
-        "and save it as a diffusers pipeline folder (fixed seeds; ~45 min on 2 CPU cores)."
+        "and save it as a diffusers pipeline folder (fixed seeds; ~50 min on 2 idle CPU cores)."
     )
 
     def add_arguments(self, parser):
