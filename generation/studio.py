@@ -28,7 +28,7 @@ CUSTOM = "custom"
 RATIOS = {name: tuple(int(part) for part in name.split(":")) for name, _ in ASPECTS}
 # Resolutions are the short side of the frame; a model offers those at which a 16:9 frame
 # fits its limits.
-SHORT_SIDES = [64, 96, 128, 256, 480, 720, 1080]
+SHORT_SIDES = [32, 64, 96, 128, 256, 480, 720, 1080]
 STEP_PRESETS = [4, 8, 12, 16, 20, 25, 30, 40, 50, 75, 100]
 
 

@@ -388,6 +388,32 @@ def test_several_jobs_each_with_its_own_bar_and_cancel_the_second(embedded_serve
     assert problems == {"errors": [], "dialogs": [], "csp": []}
 
 
+def test_the_default_model_draws_what_the_prompt_says(embedded_server, person):
+    """What a person trying `make run` sees: a sentence of the default model's world, with
+    the studio's defaults, comes out as a video of that scene."""
+    from gpu_workers.encode import decode_frames, probe_mp4
+    from gpu_workers.toy import judge
+
+    page = person.new_page()
+    problems = watch(page)
+    page.goto(embedded_server + "/")
+    page.fill("#id_prompt", "a red square moving right on a white background")
+    page.click("summary")
+    page.fill("#id_seed", "1")  # any seed works nearly always; this one is checked
+    page.click("text=Generate video")
+    page.wait_for_url(lambda url: "#job-" in url)
+    job_id = page.url.split("#job-")[1]
+    wait_for_state(page, job_id, "succeeded")
+
+    page.click(f"#job-{job_id} [data-open]")
+    assert "32×32" in page.inner_text(".params")
+    video = page.request.get(embedded_server + page.get_attribute("#download", "href")).body()
+    assert (probe_mp4(video)["width"], probe_mp4(video)["height"]) == (128, 128)  # stored at 4×
+    verdict = judge.judge(decode_frames(video))
+    assert (verdict.background, verdict.colour, verdict.motion) == ("white", "red", "right"), verdict
+    assert problems == {"errors": [], "dialogs": [], "csp": []}
+
+
 def test_a_prompt_made_of_html_never_runs(embedded_server, browser, person):
     page = person.new_page()
     problems = watch(page)

@@ -58,7 +58,7 @@ def test_custom_size_uses_width_and_height(alice_client):
 @pytest.mark.parametrize(
     "field, value, message",
     [
-        ("resolution", "720", "Resolution: choose one of 64p, 96p, 128p"),
+        ("resolution", "720", "Resolution: choose one of 32p, 64p, 96p, 128p"),
         ("duration", "9", "Duration: Framecast Tiny"),
         ("aspect_ratio", "21:9", "Aspect ratio: Select a valid choice"),
     ],
