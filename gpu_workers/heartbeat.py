@@ -38,7 +38,8 @@ def _device_and_memory() -> tuple[str, float]:
     import sys
 
     torch = sys.modules.get("torch")  # only report CUDA if the worker already loaded torch
-    if torch is not None and torch.cuda.is_available():
+    cuda = getattr(torch, "cuda", None)  # None while another thread is still importing torch
+    if cuda is not None and cuda.is_available():
         return torch.cuda.get_device_name(0), torch.cuda.memory_allocated(0) / 2**20
     return "cpu", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

@@ -249,3 +249,15 @@ def test_pools_with_forgotten_queued_jobs_get_one_more_wake_up(alice, queue_pref
     other = free_user(1)
     running_job(other, worker="w@busy")
     assert wake_idle_pools() == []  # a busy worker will take it next
+
+
+def test_a_heartbeat_during_the_workers_torch_import_reports_the_cpu(monkeypatch):
+    """The heartbeat thread may beat while the worker thread is still importing torch (a
+    partly initialised module without `cuda`): that beat says "cpu" instead of failing."""
+    import types
+
+    from gpu_workers.heartbeat import _device_and_memory
+
+    monkeypatch.setitem(__import__("sys").modules, "torch", types.ModuleType("torch"))
+    device, memory = _device_and_memory()
+    assert device == "cpu" and memory > 0
