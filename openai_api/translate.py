@@ -85,11 +85,14 @@ def create_params(data, files) -> JobParams:
                            f"(got '{size}').", "size")
         width, height = int(match[1]), int(match[2])
     seconds = _one(data, "seconds")
+    longest = (spec.max_frames - 1) / fps
+    if seconds in (None, ""):
+        # OpenAI's default length where the model makes it, else the model's own default.
+        seconds = DEFAULT_SECONDS if DEFAULT_SECONDS <= longest else spec.defaults["num_frames"] / fps
     try:
-        seconds = float(DEFAULT_SECONDS if seconds in (None, "") else seconds)
+        seconds = float(seconds)
     except (TypeError, ValueError):
         raise BadParam(f"'seconds' must be a number of seconds (got '{seconds}').", "seconds") from None
-    longest = (spec.max_frames - 1) / fps
     if not 0 < seconds <= longest:
         raise BadParam(f"'seconds' must be more than 0 and at most {longest:g} for {spec.name} (got {seconds:g}).",
                        "seconds")

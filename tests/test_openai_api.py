@@ -96,6 +96,16 @@ def test_bad_parameters_are_the_sdks_bad_request_error_naming_the_parameter(sora
     assert not Job.objects.exists()
 
 
+def test_a_request_with_only_a_prompt_runs_on_the_default_models_own_size_and_length(sora, settings):
+    """OpenAI's default length is 4 s; the shipped default model makes at most 2, so a bare
+    request gets its own defaults instead of an error about a parameter nobody sent."""
+    settings.FRAMECAST_DEFAULT_MODEL = "framecast-toy"
+    video = sora.videos.create(prompt="a red circle moving left on a black background")
+    job = Job.objects.get()
+    assert (job.model_name, job.width, job.height, job.num_frames) == ("framecast-toy", 32, 32, 9)
+    assert (video.model, video.size) == ("framecast-toy", "32x32")
+
+
 def test_a_length_above_the_plans_limit_is_a_bad_request_naming_seconds(sora):
     from billing.models import Plan
 
