@@ -37,6 +37,20 @@ def test_the_toy_model_is_shipped_and_runs_at_its_native_size():
     assert spec.max_sequence_length == toy.MAX_SEQUENCE_LENGTH
 
 
+def test_a_prompt_outside_the_world_still_generates():
+    """Words the model never saw become <unk>: the prompt still makes a video (of some shape on
+    some background), it just does not follow those words."""
+    from gpu_workers.pipeline import generate_frames, load_model
+
+    spec = catalog.get_model(TOY)
+    frames = generate_frames(
+        load_model(spec, device="cpu"), prompt="a cat playing the piano in Paris at night", negative_prompt="", seed=3,
+        width=32, height=32, num_frames=9, steps=10, guidance=8.0, max_sequence_length=spec.max_sequence_length,
+    )
+    assert frames.shape == (9, 32, 32, 3) and frames.dtype.name == "uint8"
+    assert frames.std() > 10  # a picture, not a flat or empty frame
+
+
 def test_the_samples_cover_the_world():
     """The prompts below exercise every word of the world, and none of the seen ones is
     held out (or the other way round)."""
