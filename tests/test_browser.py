@@ -228,9 +228,11 @@ def test_studio_generate_watch_progress_play_and_find_in_gallery(embedded_server
 
     # Reload mid-job: the card resumes from the job's stored state, not from zero.
     page.reload()
-    resumed_mid_job = card_state(page, job_id) == "running"  # else it ended during the reload
-    if resumed_mid_job:
-        assert int(page.get_attribute(card, "data-step")) >= max(shown_before_reload)
+    # (Unless the reload took until the last step or the end.)
+    step_at_reload = int(page.get_attribute(card, "data-step"))
+    resumed_mid_job = card_state(page, job_id) == "running" and step_at_reload < 30
+    if card_state(page, job_id) == "running":
+        assert step_at_reload >= max(shown_before_reload)
     # Nothing on the page moves while the bar, the step and the time left change.
     page.wait_for_function("() => document.querySelector('[data-shape]').textContent.includes('frames')")
     page.evaluate(
