@@ -148,6 +148,6 @@ def test_the_judge_reads_the_world_it_was_written_for():
     still = np.repeat(videos[:1, :1], world.NATIVE_FRAMES, axis=1)[0]
     assert judge.judge(still).motion == "none"
     blank = np.full((9, 32, 32, 3), 255, dtype=np.uint8)
-    assert judge.judge(blank).shape == "none"
+    assert (judge.judge(blank).colour, judge.judge(blank).shape, judge.judge(blank).motion) == ("none", "none", "none")
     with pytest.raises(ValueError, match="at least 32x32"):
         judge.judge(blank[:, :16, :16])

@@ -86,6 +86,8 @@ def judge(frames: np.ndarray, *, native_size: int = world.NATIVE_SIZE) -> Verdic
     # The shape's colour: the pixels that differ most from the background.
     distance = np.linalg.norm(video - bg, axis=-1)
     strong = distance >= 0.6 * max(float(np.percentile(distance, 99.5)), 1.0)
+    if not strong.any():  # nothing but background
+        return Verdict(background, "none", "none", "none")
     fg = np.median(video[strong], axis=0)
     colour = _nearest(fg, world.COLOURS)
 
