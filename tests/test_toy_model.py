@@ -37,6 +37,22 @@ def test_the_toy_model_is_shipped_and_runs_at_its_native_size():
     assert spec.max_sequence_length == toy.MAX_SEQUENCE_LENGTH
 
 
+def test_it_is_the_default_model_where_nothing_says_otherwise():
+    """`make run` and a fresh deployment use framecast-toy (the suite pins it too, for the
+    processes it starts, whatever the developer's environment says)."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    env = {k: v for k, v in os.environ.items() if k != "FRAMECAST_DEFAULT_MODEL"}
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    code = "import django; django.setup(); from generation import catalog; print(catalog.default_model().name)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == TOY, out.stderr[-2000:]
+
+
 def test_a_prompt_outside_the_world_still_generates():
     """Words the model never saw become <unk>: the prompt still makes a video (of some shape on
     some background), it just does not follow those words."""
