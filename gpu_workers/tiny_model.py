@@ -85,12 +85,16 @@ def _make_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def _make_text_encoder(vocab_size: int) -> UMT5EncoderModel:
+def make_text_encoder(
+    vocab_size: int, *, d_model: int = TEXT_DIM, d_kv: int = 8, d_ff: int = 64, seed: int = 1
+) -> UMT5EncoderModel:
+    """A randomly initialised 2-layer UMT5 encoder (deterministic for `seed`), in eval mode;
+    the toy model (gpu_workers/toy/model.py) uses a wider one, frozen."""
     config = UMT5Config(
         vocab_size=vocab_size,
-        d_model=TEXT_DIM,
-        d_kv=8,
-        d_ff=64,
+        d_model=d_model,
+        d_kv=d_kv,
+        d_ff=d_ff,
         num_layers=2,
         num_heads=4,
         relative_attention_num_buckets=8,
@@ -100,7 +104,7 @@ def _make_text_encoder(vocab_size: int) -> UMT5EncoderModel:
         eos_token_id=1,
         decoder_start_token_id=0,
     )
-    torch.manual_seed(1)
+    torch.manual_seed(seed)
     return UMT5EncoderModel(config).eval()
 
 
@@ -138,7 +142,7 @@ def make_tiny_pipeline() -> WanPipeline:
     tokenizer = _make_tokenizer()
     return WanPipeline(
         tokenizer=tokenizer,
-        text_encoder=_make_text_encoder(len(tokenizer)),
+        text_encoder=make_text_encoder(len(tokenizer)),
         vae=_make_vae(),
         scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),  # Wan's recommended shift at 480p
         transformer=_make_transformer(),

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
-from transformers import UMT5Config, UMT5EncoderModel
+from transformers import UMT5EncoderModel
 
-from gpu_workers.tiny_model import _make_tokenizer
+from gpu_workers import tiny_model
 
 TEXT_DIM = 64
 LATENT_CHANNELS = 16
@@ -24,26 +24,11 @@ MAX_SEQUENCE_LENGTH = 32
 
 
 def make_tokenizer():
-    return _make_tokenizer()
+    return tiny_model._make_tokenizer()
 
 
 def make_text_encoder(vocab_size: int, seed: int) -> UMT5EncoderModel:
-    torch.manual_seed(seed)
-    config = UMT5Config(
-        vocab_size=vocab_size,
-        d_model=TEXT_DIM,
-        d_kv=16,
-        d_ff=128,
-        num_layers=2,
-        num_heads=4,
-        relative_attention_num_buckets=8,
-        relative_attention_max_distance=32,
-        dropout_rate=0.0,
-        pad_token_id=0,
-        eos_token_id=1,
-        decoder_start_token_id=0,
-    )
-    return UMT5EncoderModel(config).eval().requires_grad_(False)
+    return tiny_model.make_text_encoder(vocab_size, d_model=TEXT_DIM, d_kv=16, d_ff=128, seed=seed).requires_grad_(False)
 
 
 def make_vae(seed: int) -> AutoencoderKLWan:
