@@ -230,8 +230,9 @@ def test_studio_generate_watch_progress_play_and_find_in_gallery(embedded_server
     page.reload()
     # (Unless the reload took until the last step or the end.)
     step_at_reload = int(page.get_attribute(card, "data-step"))
-    resumed_mid_job = card_state(page, job_id) == "running" and step_at_reload < 30
-    if card_state(page, job_id) == "running":
+    running_at_reload = card_state(page, job_id) == "running"
+    resumed_mid_job = running_at_reload and step_at_reload < 30
+    if running_at_reload:
         assert step_at_reload >= max(shown_before_reload)
     # Nothing on the page moves while the bar, the step and the time left change.
     page.wait_for_function("() => document.querySelector('[data-shape]').textContent.includes('frames')")

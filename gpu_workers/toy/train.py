@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from . import model as toy
 from . import world
+from .evaluate import score_autoencoder
 
 # Defaults sized for a 2-core CPU (~50 minutes in all when the machine is otherwise idle).
 @dataclass(frozen=True)
@@ -217,8 +218,6 @@ def train(
         vae.load_state_dict(AutoencoderKLWan.from_pretrained(resume_autoencoder, subfolder="vae").state_dict())
         _log(f"autoencoder taken from {resume_autoencoder}")
     ae_minutes = (time.monotonic() - started) / 60
-    from .evaluate import score_autoencoder
-
     ae_scores = score_autoencoder(vae.cpu()).percent()
     vae.to(device)
     _log(f"autoencoder done in {ae_minutes:.1f} min; the judge on its reconstructions: {ae_scores}")
