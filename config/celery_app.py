@@ -8,7 +8,7 @@ import os
 from celery import Celery
 from django.conf import settings
 
-from config import request_id
+from core import request_id
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 

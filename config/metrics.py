@@ -53,7 +53,7 @@ def _route(request) -> str:
 
 
 class RequestMetricsMiddleware:
-    """Times every request, and logs one line for it (with its request id, see config.logs)."""
+    """Times every request, and logs one line for it (with its request id, see core.logs)."""
 
     def __init__(self, get_response):
         self.get_response = get_response

@@ -86,7 +86,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "config.request_id.RequestIdMiddleware",
+    "core.request_id.RequestIdMiddleware",
     "config.metrics.RequestMetricsMiddleware",
     "config.security.ContentSecurityPolicyMiddleware",
     # /healthz, /readyz, /metrics: before host validation and the HTTPS redirect.
@@ -312,7 +312,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["billing.rate_limits.PlanRequestThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "rest_framework.parsers.FormParser"],
-    "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.api_errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 # https://drf-spectacular.readthedocs.io/en/latest/settings.html
@@ -394,8 +394,8 @@ CONTENT_SECURITY_POLICY = (
 )
 
 # --- Logs and metrics -----------------------------------------------------------
-# LOG_FORMAT=json: one JSON object per line with request_id and job_id (config.logs).
-from config.logs import logging_config  # noqa: E402 - settings are plain assignments above
+# LOG_FORMAT=json: one JSON object per line with request_id and job_id (core.logs).
+from core.logs import logging_config  # noqa: E402 - settings are plain assignments above
 
 try:
     LOGGING = logging_config(log_format=os.environ.get("LOG_FORMAT", "text"), level=os.environ.get("LOG_LEVEL", "INFO"))

@@ -27,8 +27,8 @@ from billing.ledger import account_for_team
 from billing.quotas import SubmissionRefused
 from billing.rate_limits import PlanRequestThrottle, PlanVideoThrottle
 from billing.usage import period_start, usage_this_period
-from config.api_errors import error_response
-from config.api_schema import errors
+from core.api_errors import error_response
+from core.api_schema import errors
 
 from . import catalog, pools
 from .forms import JobForm

@@ -21,7 +21,7 @@ import numpy as np
 from django.conf import settings
 from django.db import close_old_connections
 
-from config import request_id
+from core import request_id
 from generation import catalog, services
 from generation.models import Job
 from safety import provenance

@@ -19,7 +19,7 @@ from accounts.permissions import Perm, require
 from accounts.selectors import request_actor
 from billing.quotas import SubmissionRefused
 from billing.rate_limits import PlanRequestThrottle, PlanVideoThrottle
-from config.request_id import current_request_id
+from core.request_id import current_request_id
 from generation.inputs import remix_params
 from generation.models import Job
 from generation.ranges import file_response

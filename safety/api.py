@@ -9,8 +9,8 @@ from rest_framework.views import APIView
 
 from accounts.permissions import Perm, require
 from accounts.selectors import request_actor
-from config.api_errors import error_response
-from config.api_schema import errors
+from core.api_errors import error_response
+from core.api_schema import errors
 
 from .provenance import VerifyError, max_upload_bytes, too_large_message, verification_json, verify_share_link, verify_upload
 

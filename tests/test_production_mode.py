@@ -17,8 +17,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from config.logs import ContextFilter, JsonFormatter
-from config.request_id import bound
+from core.logs import ContextFilter, JsonFormatter
+from core.request_id import bound
 
 from .conftest import _database_url, on_plan
 from .processes import group_alive, start_process, start_server, stop
@@ -59,7 +59,7 @@ def test_tasks_sent_during_a_request_carry_its_id_to_the_worker():
     from celery import signals
     from celery.app.task import Context
 
-    from config import request_id
+    from core import request_id
     from config.celery_app import app
 
     sent = {}

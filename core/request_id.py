@@ -5,7 +5,7 @@ customer's bug report points at our logs.
 The id follows the work the request started: Celery tasks published while it is current
 carry it in a message header, and a job submitted by it keeps it (in the cache, keyed by
 the job) so the worker that runs the job, whichever wake-up message brought it there,
-logs under the same id. Every log line carries `request_id` and `job_id` (config.logs).
+logs under the same id. Every log line carries `request_id` and `job_id` (core.logs).
 """
 
 import contextlib

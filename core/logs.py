@@ -48,7 +48,7 @@ class JsonFormatter(logging.Formatter):
 def logging_config(*, log_format: str, level: str) -> dict:
     """The LOGGING setting. Raises ValueError naming a format that does not exist."""
     formats = {
-        "json": {"()": "config.logs.JsonFormatter"},
+        "json": {"()": "core.logs.JsonFormatter"},
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(job_id)s] %(message)s"},
     }
     if log_format not in formats:
@@ -56,7 +56,7 @@ def logging_config(*, log_format: str, level: str) -> dict:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"context": {"()": "config.logs.ContextFilter"}},
+        "filters": {"context": {"()": "core.logs.ContextFilter"}},
         "formatters": {"main": formats[log_format]},
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "main", "filters": ["context"]}},
         "root": {"handlers": ["console"], "level": level},
