@@ -5,15 +5,15 @@ answers with (402 for money, 403 for what the plan does not include, 429 for bac
 
 from dataclasses import dataclass
 
+from core.errors import Refusal
+
 from .models import BillingAccount
 
 UPGRADE_HINT = "Upgrade your plan on the Billing page to raise it."
 
 
-class SubmissionRefused(Exception):
-    def __init__(self, message: str, *, status: int, code: str, field: str | None = None):
-        super().__init__(message)
-        self.message, self.status, self.code, self.field = message, status, code, field
+class SubmissionRefused(Refusal):
+    """What the team's plan or account state does not allow now."""
 
 
 @dataclass(frozen=True)

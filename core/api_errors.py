@@ -5,11 +5,13 @@
 """
 
 from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from .errors import Refusal
 from .request_id import current_request_id
 
 ERROR_TYPES = {
@@ -38,6 +40,18 @@ def error_response(
     return Response({"error": body}, status=status_code, headers=headers)
 
 
+def refusal_response(refusal: Refusal, *, headers=None) -> Response:
+    """The REST API's answer to a domain refusal: its status, its code as `error.type`."""
+    return error_response(refusal.status, refusal.message, fields=refusal.fields, headers=headers, error_type=refusal.code)
+
+
+def as_refusal(error: DjangoValidationError) -> Refusal:
+    """A Django ValidationError (a model or form rule) as a 400 refusal naming its fields."""
+    if hasattr(error, "error_dict"):
+        return Refusal.from_fields(error.message_dict)
+    return Refusal(error.messages[0] if error.messages else "Invalid request.")
+
+
 def _flatten(detail) -> dict[str, list[str]]:
     if isinstance(detail, dict):
         return {field: [str(item) for item in (items if isinstance(items, list) else [items])] for field, items in detail.items()}
@@ -45,6 +59,10 @@ def _flatten(detail) -> dict[str, list[str]]:
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, DjangoValidationError):
+        exc = as_refusal(exc)
+    if isinstance(exc, Refusal):
+        return refusal_response(exc)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, PermissionDenied):
