@@ -23,13 +23,20 @@ def error_text(error: ValidationError) -> str:
     return " ".join(error.messages)
 
 
+# Ten years: beyond it "never" says the same, and a date past year 9999 cannot exist.
+MAX_KEY_EXPIRY_DAYS = 3650
+
+
 def _expiry_from_days(raw: str):
-    """'' → never; a whole number of days ≥ 1 → that far from now."""
+    """'' → never; a whole number of days from 1 to MAX_KEY_EXPIRY_DAYS → that far from now."""
     raw = raw.strip()
     if not raw:
         return None
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValidationError({"expires_in_days": "Expiry must be a whole number of days (at least 1), or empty for never."})
+    # isascii: str.isdigit() also takes "²", which int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6 or not 1 <= int(raw) <= MAX_KEY_EXPIRY_DAYS:
+        raise ValidationError({
+            "expires_in_days": f"Expiry must be a whole number of days from 1 to {MAX_KEY_EXPIRY_DAYS}, or empty for never."
+        })
     return timezone.now() + timedelta(days=int(raw))
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import stripe
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -15,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.permissions import Perm, has_perm, require
 from accounts.selectors import request_membership
+from core.cleaning import body_limit_refusal
 
 from . import checkout, subscriptions, webhooks
 from .checkout import BillingRefused, has_live_subscription
@@ -173,7 +175,11 @@ def portal(request):
 @require_POST
 def stripe_webhook(request):
     try:
-        event = webhooks.event_verify(payload=request.body, signature=request.headers.get("Stripe-Signature", ""))
+        payload = request.body
+    except RequestDataTooBig as error:  # no Stripe event is that large
+        return JsonResponse({"error": body_limit_refusal(error).message}, status=413)
+    try:
+        event = webhooks.event_verify(payload=payload, signature=request.headers.get("Stripe-Signature", ""))
     except webhooks.WebhookRejected as error:
         return JsonResponse({"error": str(error)}, status=400)
     try:

@@ -11,6 +11,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from .cleaning import body_limit_refusal
 from .errors import Refusal
 from .request_id import current_request_id
 
@@ -59,6 +60,7 @@ def _flatten(detail) -> dict[str, list[str]]:
 
 
 def exception_handler(exc, context):
+    exc = body_limit_refusal(exc) or exc
     if isinstance(exc, DjangoValidationError):
         exc = as_refusal(exc)
     if isinstance(exc, Refusal):

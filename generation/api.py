@@ -9,6 +9,7 @@ from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import RegexValidator
 from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.urls import reverse
@@ -29,6 +30,7 @@ from billing.rate_limits import PlanRequestThrottle, PlanVideoThrottle
 from billing.usage import period_start, usage_this_period
 from core.api_errors import error_response
 from core.api_schema import errors
+from core.cleaning import MAX_DEPTH, visible_prompt
 
 from . import catalog, pools
 from .forms import JobForm
@@ -96,7 +98,9 @@ class VideoCreateSerializer(serializers.Serializer):
     generation.catalog, shared with the studio). Optional fields may be absent or null:
     then the model's default applies."""
 
-    prompt = serializers.CharField(max_length=catalog.MAX_PROMPT_CHARS)
+    prompt = serializers.CharField(
+        max_length=catalog.MAX_PROMPT_CHARS, validators=[visible_prompt], help_text="At least one visible character."
+    )
     negative_prompt = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     model = serializers.CharField(
         required=False,
@@ -119,9 +123,13 @@ class VideoCreateSerializer(serializers.Serializer):
         choices=Job.Speed.choices, required=False, allow_null=True, help_text="fast: cheaper and sooner, a little less detail."
     )
     webhook_url = serializers.URLField(
-        required=False, allow_null=True, allow_blank=True, help_text="Called when the video starts and ends (Standard Webhooks)."
+        required=False, allow_null=True, allow_blank=True, validators=[RegexValidator("^https?://")],
+        help_text="Called when the video starts and ends (Standard Webhooks): an http(s) address on the public internet.",
     )
-    metadata = serializers.DictField(required=False, allow_null=True, help_text="Yours, returned as given (at most 4 KB of JSON).")
+    metadata = serializers.DictField(
+        required=False, allow_null=True,
+        help_text=f"Yours, returned as given: at most 4096 bytes of JSON, objects and lists nested at most {MAX_DEPTH - 1} levels.",
+    )
 
 
 MAX_METADATA_BYTES = 4096
@@ -161,7 +169,8 @@ def _webhook_and_metadata(data) -> dict:
     if not isinstance(url, str):
         raise DjangoValidationError({"webhook_url": "Webhook URL must be a string."})
     url = url.strip()
-    metadata = data.get("metadata") or {}
+    metadata = data.get("metadata")
+    metadata = {} if metadata is None else metadata  # "" or [] is not the object the schema asks for
     if url:
         validate_webhook_url(url)
     if not isinstance(metadata, dict):
@@ -192,7 +201,7 @@ def _request_hash(data) -> str:
 def _wait_seconds(request) -> float:
     for part in request.headers.get("Prefer", "").split(","):
         name, _, value = part.strip().partition("=")
-        if name == "wait" and value.strip().isdigit():
+        if name == "wait" and value.strip().isascii() and value.strip().isdigit():
             return min(int(value), MAX_WAIT_SECONDS)
     return 0
 
@@ -216,7 +225,7 @@ LIST_FILTERS = [
 def _filtered(jobs, query):
     """Apply the list filters; a bad value is a 400 naming the parameter."""
     limits = query.getlist("limit")
-    if limits and (len(limits) > 1 or not limits[0].isdigit() or not 1 <= int(limits[0]) <= VideoCursor.max_page_size):
+    if limits and (len(limits) > 1 or not (limits[0].isascii() and limits[0].isdigit()) or not 1 <= int(limits[0]) <= VideoCursor.max_page_size):
         raise exceptions.ValidationError({"limit": [f"limit must be a whole number from 1 to {VideoCursor.max_page_size}."]})
     if "status" in query:
         status_filter = query["status"]
@@ -271,7 +280,8 @@ class VideoListCreate(APIView):
 
     @extend_schema(
         operation_id="create_video",
-        request=VideoCreateSerializer,
+        # JSON only: a form body has no null and no object (metadata). Forms are still read.
+        request={"application/json": VideoCreateSerializer},
         parameters=[IDEMPOTENCY_HEADER, PREFER_HEADER],
         responses={201: VideoSerializer, 200: VideoSerializer, **errors(400, 401, 402, 403, 404, 409, 422, 429)},
     )
@@ -404,7 +414,9 @@ class VideoSpritesheet(APIView):
 
 
 class RemixSerializer(serializers.Serializer):
-    prompt = serializers.CharField(max_length=catalog.MAX_PROMPT_CHARS)
+    prompt = serializers.CharField(
+        max_length=catalog.MAX_PROMPT_CHARS, validators=[visible_prompt], help_text="At least one visible character."
+    )
     strength = serializers.FloatField(
         required=False, allow_null=True, min_value=0.0, max_value=1.0,
         help_text=f"How far from the source frames, more than 0 and at most 1 (default {DEFAULT_REMIX_STRENGTH}).",
@@ -414,13 +426,16 @@ class RemixSerializer(serializers.Serializer):
 
 class VideoRemix(APIView):
     """Re-generate a finished video's frames with a new prompt (video to video): the same
-    model, size, length and settings, priced and queued like any video."""
+    model, size, length and settings, priced and queued like any video.
+
+    Only a finished video (`status` succeeded; otherwise 409 `not_finished`) of a model that
+    remixes (`remix: true` in GET /models; otherwise 400 `remix_unsupported` naming `model`)."""
 
     throttle_classes = [PlanRequestThrottle, PlanVideoThrottle]
 
     @extend_schema(
         operation_id="remix_video",
-        request=RemixSerializer,
+        request={"application/json": RemixSerializer},
         responses={201: VideoSerializer, **errors(400, 401, 402, 403, 404, 409, 429)},
     )
     def post(self, request, job_id):
@@ -476,6 +491,7 @@ def model_json(spec) -> dict:
         "max_pixels_per_frame": spec.max_pixels_per_frame,
         "defaults": spec.defaults,
         "speeds": list(spec.speeds),
+        "remix": bool(spec.remix_pipeline),
         "pipeline": spec.pipeline,
         "pool": next((pool.name for pool in pools.pools_for_model(spec.name)), None),
     }

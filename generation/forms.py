@@ -2,6 +2,8 @@
 
 from django import forms
 
+from core.cleaning import has_visible_text
+
 from . import catalog, pools
 from .models import Speed
 from .services import JobParams
@@ -44,7 +46,7 @@ class JobForm(forms.Form):
 
     def clean_prompt(self) -> str:
         prompt = self.cleaned_data["prompt"].strip()
-        if not prompt:
+        if not has_visible_text(prompt):  # only zero-width characters is no prompt either
             raise forms.ValidationError("Prompt is required: describe the video you want.")
         return prompt
 

@@ -9,7 +9,12 @@ import secrets
 
 from django.http import Http404
 
+from .converters import ShareTokenConverter
 from .models import Job
+
+# A share link as people paste it (the verifier takes one): the full link or only its
+# path, to the page or to its video, perhaps with a query or fragment.
+SHARE_LINK_PATTERN = rf"^(https?://[^/?#\s]+)?/s/{ShareTokenConverter.regex}/(video\.mp4)?(\?[^#\s]*)?(#\S*)?$"
 
 
 class NotShareable(Exception):

@@ -16,7 +16,7 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/delete/", views.job_delete_view, name="job_delete"),
     path("jobs/<uuid:job_id>/share/", views.job_share_view, name="job_share"),
     # Public share links: the token is the only key (generation/sharing.py).
-    path("s/<str:token>/", views.shared_page, name="shared"),
-    path("s/<str:token>/video.mp4", views.shared_video, name="shared_video"),
-    path("s/<str:token>/poster.jpg", views.shared_poster, name="shared_poster"),
+    path("s/<share_token:token>/", views.shared_page, name="shared"),
+    path("s/<share_token:token>/video.mp4", views.shared_video, name="shared_video"),
+    path("s/<share_token:token>/poster.jpg", views.shared_poster, name="shared_poster"),
 ]

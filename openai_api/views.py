@@ -10,7 +10,6 @@ from drf_spectacular.utils import extend_schema
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -19,6 +18,9 @@ from accounts.permissions import Perm, require
 from accounts.selectors import request_actor
 from billing.quotas import SubmissionRefused
 from billing.rate_limits import PlanRequestThrottle, PlanVideoThrottle
+from core.cleaning import body_limit_refusal
+from core.errors import Refusal
+from core.parsers import FormParser, JSONParser, MultiPartParser
 from core.request_id import current_request_id
 from generation.inputs import remix_params
 from generation.models import Job
@@ -61,6 +63,9 @@ def refusal_error(refusal: SubmissionRefused) -> Response:
 
 
 def exception_handler(error, context):
+    error = body_limit_refusal(error) or error
+    if isinstance(error, Refusal):  # the parsers' input rule (core.cleaning), a body too large
+        return openai_error(error.status, error.message, param=param_for(error.field), code=error.code)
     if isinstance(error, Http404):
         return openai_error(404, str(error) or "No such video.", code="not_found")
     if isinstance(error, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
@@ -118,7 +123,7 @@ class Videos(OpenAIView):
         if order not in ("asc", "desc"):
             return openai_error(400, f"'order' must be 'asc' or 'desc' (got '{order}').", param="order")
         limit = query.get("limit", "20")
-        if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
+        if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= MAX_LIMIT:
             return openai_error(400, f"'limit' must be a whole number from 1 to {MAX_LIMIT} (got '{limit}').", param="limit")
         sign = "" if order == "asc" else "-"
         jobs = Job.objects.filter(team=actor.team).order_by(f"{sign}created_at", f"{sign}id")

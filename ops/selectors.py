@@ -23,7 +23,7 @@ def teams_search(query: str) -> list[Team]:
     if not query:
         return []
     match = Q(name__icontains=query) | Q(pk__in=Membership.objects.filter(user__email__icontains=query).values("team_id"))
-    if query.isdigit():
+    if query.isascii() and query.isdigit():
         match |= Q(pk=int(query))
     return list(Team.objects.filter(match).select_related("billing__plan", "personal_owner").order_by("name", "pk")[:SEARCH_LIMIT])
 

@@ -1,9 +1,8 @@
 """POST /api/v1/verify: does a video carry a Framecast mark? (Same answer as /verify.)"""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -11,8 +10,16 @@ from accounts.permissions import Perm, require
 from accounts.selectors import request_actor
 from core.api_errors import error_response
 from core.api_schema import errors
+from core.parsers import FormParser, JSONParser, MultiPartParser
+from generation.sharing import SHARE_LINK_PATTERN
 
 from .provenance import VerifyError, max_upload_bytes, too_large_message, verification_json, verify_share_link, verify_upload
+
+
+@extend_schema_field({"type": "string", "format": "uri-reference", "pattern": SHARE_LINK_PATTERN})
+class ShareLinkField(serializers.CharField):
+    """A Framecast share link, `https://<host>/s/<code>/` or only its path (the schema's
+    pattern is the one the verifier checks)."""
 
 
 class VerifyApi(APIView):
@@ -22,7 +29,7 @@ class VerifyApi(APIView):
         operation_id="verify_video",
         request={
             "multipart/form-data": inline_serializer("VerifyUpload", {"file": serializers.FileField()}),
-            "application/json": inline_serializer("VerifyLink", {"share_url": serializers.CharField()}),
+            "application/json": inline_serializer("VerifyLink", {"share_url": ShareLinkField()}),
         },
         responses={200: OpenApiTypes.OBJECT, **errors(400, 401, 404, 413, 415)},
         description=(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from dataclasses import dataclass, field
 
 import av
@@ -154,8 +155,11 @@ def verify_share_link(url: str) -> Verification:
 
     from generation.sharing import job_for_share_token
 
+    from generation.sharing import SHARE_LINK_PATTERN
+
+    url = url.strip()
     try:
-        match = resolve(urlsplit(url.strip()).path or "/")
+        match = resolve(urlsplit(url).path or "/") if re.match(SHARE_LINK_PATTERN, url) else None
     except Resolver404:
         match = None
     if match is None or match.view_name not in ("generation:shared", "generation:shared_video"):
