@@ -165,12 +165,13 @@ def _with_frames_from_duration(data):
 
 def _webhook_and_metadata(data) -> dict:
     """The API-only fields, checked; raises ValidationError naming the field."""
-    url = data.get("webhook_url") or ""
+    url = data.get("webhook_url")
+    url = "" if url is None else url  # not `or ""`: {} or 0 is no URL, not "no webhook"
     if not isinstance(url, str):
         raise DjangoValidationError({"webhook_url": "Webhook URL must be a string."})
     url = url.strip()
     metadata = data.get("metadata")
-    metadata = {} if metadata is None else metadata  # "" or [] is not the object the schema asks for
+    metadata = {} if metadata is None else metadata  # nor is "" or [] the object the schema asks for
     if url:
         validate_webhook_url(url)
     if not isinstance(metadata, dict):

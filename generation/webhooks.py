@@ -47,8 +47,16 @@ def webhooks_queue() -> str:
 def validate_webhook_url(url: str) -> str:
     """http(s) only, and — unless FRAMECAST_WEBHOOKS_ALLOW_PRIVATE — never an address inside
     our own network (a webhook must not become a way to reach internal services)."""
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
+    # A URI is ASCII with no spaces or controls (RFC 3986, the schema's `format: uri`).
+    if not url.isascii() or any(char.isspace() or not char.isprintable() for char in url):
+        raise ValidationError({"webhook_url": "Webhook URL must be ASCII without spaces: write an international host "
+                                              "name in its xn-- form and percent-encode the rest."})
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ValidationError({"webhook_url": "Webhook URL must be an http:// or https:// address."})
     if settings.FRAMECAST_WEBHOOKS_ALLOW_PRIVATE:
         return url

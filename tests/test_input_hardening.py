@@ -380,7 +380,13 @@ SCHEMA_VIOLATIONS = [
     (api_json(CREATE), {"prompt": "a red circle", "metadata": ""}, "metadata"),
     (api_json(CREATE), {"prompt": "a red circle", "metadata": []}, "metadata"),
     (api_form(CREATE), {"prompt": "0", "metadata": ""}, "metadata"),
+    (api_json(CREATE), {"prompt": "a red circle", "webhook_url": {}}, "webhook_url"),
+    (api_json(CREATE), {"prompt": "a red circle", "webhook_url": 0}, "webhook_url"),
+    (api_json(CREATE), {"prompt": "a red circle", "webhook_url": "https://Ï"}, "webhook_url"),
+    (api_json(CREATE), {"prompt": "a red circle", "webhook_url": "https://a b.example/"}, "webhook_url"),
+    (api_json(CREATE), {"prompt": "a red circle", "webhook_url": "https://example.com:99999/"}, "webhook_url"),
     (api_json(VERIFY), {"share_url": "00"}, "share_url"),
+    (api_json(VERIFY), {"share_url": "https://example.com/s/" + "a" * 43 + "/poster.jpg"}, "share_url"),
 ]
 
 
