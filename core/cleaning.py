@@ -1,6 +1,7 @@
 """The one input-cleaning rule, applied at every edge where text comes in (the APIs'
-parsers, the HTML forms, the URL converters), so that no request can reach the database
-or a text encoder with what they cannot take:
+parsers in core.parsers, the HTML pages' queries and forms in core.form_input; share
+links have a URL converter of their own), so that no request reaches the database or a
+text encoder with what they cannot take:
 
 - no NUL character: PostgreSQL refuses it in text and jsonb (a 500 after the fact);
 - no lone UTF-16 surrogate (JSON's "\\ud800"): it cannot be encoded to UTF-8 at all;
@@ -33,6 +34,10 @@ _INVISIBLE_CATEGORIES = {"Cc", "Cf", "Zs", "Zl", "Zp"}
 _BLANK_CHARACTERS = set("\u115f\u1160\u3164\uffa0\u2800")
 
 
+def _is_invisible(char: str) -> bool:
+    return unicodedata.category(char) in _INVISIBLE_CATEGORIES or char in _BLANK_CHARACTERS
+
+
 def _invisible_ranges() -> str:
     """The invisible characters of the Basic Multilingual Plane as a regex class body
     (about 40 ranges). Built, not written out, so it follows Python's Unicode tables."""
@@ -44,10 +49,6 @@ def _invisible_ranges() -> str:
             ranges.append(f"\\u{start:04x}" + (f"-\\u{previous:04x}" if previous != start else ""))
             start = code
     return "".join(ranges)
-
-
-def _is_invisible(char: str) -> bool:
-    return unicodedata.category(char) in _INVISIBLE_CATEGORIES or char in _BLANK_CHARACTERS
 
 
 def has_visible_text(text: str) -> bool:
@@ -84,9 +85,8 @@ def check_text(text: str, field: str | None = None, *, subject: str | None = Non
 
 
 def check_data(data, *, field: str | None = None) -> None:
-    """Walk parsed request data once (dicts, lists, strings; a QueryDict's lists too) and
-    raise InvalidInput naming the path of the first value that breaks the rule, e.g.
-    `metadata.tags[2]`."""
+    """Walk parsed JSON once and raise InvalidInput naming the path of the first value
+    that breaks the rule, e.g. `metadata.tags[2]`."""
     count = 0
     # An explicit stack, not recursion: the body may be as deep as the parser allowed.
     stack = [(data, field, 0)]
@@ -94,8 +94,9 @@ def check_data(data, *, field: str | None = None) -> None:
         value, path, depth = stack.pop()
         count += 1
         if count > MAX_ITEMS:
+            top = re.split(r"[.\[]", path, maxsplit=1)[0] if path else None  # the field holding them
             raise InvalidInput(
-                f"The request has more than {MAX_ITEMS} values; send fewer.", field=path, code="too_many_values"
+                f"The request has more than {MAX_ITEMS} values in all; send fewer.", field=top or None, code="too_many_values"
             )
         if isinstance(value, str):
             check_text(value, path)
@@ -121,7 +122,6 @@ def check_querydict(data) -> None:
         for value in values:
             if isinstance(value, str):
                 check_text(value, key)
-
 
 
 def body_limit_refusal(error: Exception) -> Refusal | None:

@@ -253,18 +253,21 @@ JSON_ENDPOINTS = [
 
 @pytest.mark.parametrize("send, check", JSON_ENDPOINTS)
 @pytest.mark.parametrize(
-    "body, words",
+    "body, words, field",
     [
-        ('{"prompt": "a cat", "metadata": ' + DEEP + "}", "nested too deeply"),
-        ('{"prompt": "a cat", "metadata": ' + "[" * 12 + "]" * 12 + "}", "nested too deeply"),
-        ('{"prompt": "a cat", "metadata": {"ids": ' + json.dumps(list(range(2000))) + "}}", "more than 1000 values"),
+        # Too deep for Python's json to parse at all: no field to name, the body is at fault.
+        ('{"prompt": "a cat", "metadata": ' + DEEP + "}", "nested too deeply", None),
+        ('{"prompt": "a cat", "metadata": ' + "[" * 12 + "]" * 12 + "}", "nested too deeply", "metadata" + "[0]" * 9),
+        ('{"prompt": "a cat", "metadata": {"ids": ' + json.dumps(list(range(2000))) + "}}", "more than 1000 values",
+         "metadata"),
     ],
     ids=["1000-deep", "12-deep", "2000-values"],
 )
-def test_deep_or_huge_json_is_a_400_saying_the_bound(world, send, check, body, words):
+def test_deep_or_huge_json_is_a_400_saying_the_bound(world, send, check, body, words, field):
     before = counts()
     error = check(send(world, body), 400)
     assert words in error["message"]
+    assert error.get("field", error.get("param")) == field
     assert counts() == before
 
 
@@ -402,3 +405,18 @@ def test_a_remix_of_a_model_that_cannot_remix_names_the_rule(world):
     response = api_json("/api/v1/videos/{world.not_remixable.id}/remix")(world, json.dumps({"prompt": "a blue square"}))
     error = assert_native_error(response, 400, "model")
     assert error["type"] == "remix_unsupported"
+
+
+# ---- Numbers in other scripts' digits (str.isdigit() takes "²", int() does not) -------------------
+
+def test_a_digit_that_is_not_ascii_is_a_400_not_a_500(world):
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {world.secret}"}
+    assert_native_error(Client().get("/api/v1/videos", {"limit": "²"}, **auth), 400, "limit")
+    assert_openai_error(Client().get("/openai/v1/videos", {"limit": "²"}, **auth), 400, "limit")
+    before = counts()
+    waited = api_json(CREATE)(world, json.dumps({"prompt": "a red circle"}))  # control: no Prefer
+    assert waited.status_code == 201
+    odd = Client().post(CREATE, json.dumps({"prompt": "a red circle"}), content_type="application/json",
+                        HTTP_PREFER="wait=²", **auth)
+    assert odd.status_code == 201  # an unreadable wait is no wait, as any other bad Prefer value
+    assert counts()["Job"] == before["Job"] + 2
