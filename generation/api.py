@@ -1,15 +1,12 @@
 """REST API v1 for videos: thin views over generation.services, authenticated by API key
 or browser session, always acting for one team through `request_actor`."""
 
-import hashlib
 import json
 import time
-from datetime import timedelta
 from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
@@ -24,22 +21,23 @@ from rest_framework.views import APIView
 from accounts.permissions import Perm, require
 from accounts.selectors import request_actor
 from billing.ledger import account_for_team
-from billing.quotas import SubmissionRefused
 from billing.rate_limits import PlanRequestThrottle, PlanVideoThrottle
 from billing.usage import period_start, usage_this_period
-from core.api_errors import error_response
+from core.api_errors import refusal_response
+from core.errors import Refusal
 from core.api_schema import errors
 
 from . import catalog, pools
 from .forms import JobForm
 from .inputs import DEFAULT_REMIX_STRENGTH, remix_params
 from .ranges import file_response
-from .models import IdempotencyRecord, Job
+from .idempotency import HEADER as IDEMPOTENCY_KEY
+from .idempotency import respond_once
+from .models import Job
 from .selectors import job_eta_seconds, job_for_team, job_queue_position
 from .services import InvalidTransition, job_cancel, job_delete, job_submit
 from .webhooks import validate_webhook_url
 
-IDEMPOTENCY_WINDOW = timedelta(hours=24)
 MAX_WAIT_SECONDS = 60
 
 
@@ -172,7 +170,7 @@ def _webhook_and_metadata(data) -> dict:
 
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key",
+    IDEMPOTENCY_KEY,
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     description="Retries with the same key and body within 24 h return the first response and create nothing.",
@@ -183,10 +181,6 @@ PREFER_HEADER = OpenApiParameter(
     OpenApiParameter.HEADER,
     description=f"`wait=N`: hold the response until the video ends or N seconds pass (at most {MAX_WAIT_SECONDS}).",
 )
-
-
-def _request_hash(data) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _wait_seconds(request) -> float:
@@ -278,65 +272,21 @@ class VideoListCreate(APIView):
     def post(self, request):
         actor = _actor(request, Perm.GENERATE)
         if not isinstance(request.data, dict):
-            return error_response(400, "The request body must be a JSON object of the video's fields.")
-        key = request.headers.get("Idempotency-Key", "").strip()
-        if not key:
-            response = self._create(request, actor)
-        else:
-            response = self._create_once(request, actor, key)
+            raise Refusal("The request body must be a JSON object of the video's fields.")
+        response = respond_once(request, team=actor.team, respond=lambda: self._create(request, actor), refused=refusal_response)
         wait = _wait_seconds(request)
         if wait and response.status_code == status.HTTP_201_CREATED:
             response = self._wait_for_end(request, response.data["id"], wait)
         return response
 
     def _create(self, request, actor) -> Response:
-        try:
-            _scalars_only(request.data)
-            data = _with_frames_from_duration(request.data)
-        except DjangoValidationError as error:
-            fields = error.message_dict
-            return error_response(400, next(iter(fields.values()))[0], fields=fields)
-        form = JobForm(data=data)
+        _scalars_only(request.data)
+        form = JobForm(data=_with_frames_from_duration(request.data))
         if not form.is_valid():
-            fields = {field: list(messages) for field, messages in form.errors.items()}
-            return error_response(400, next(iter(fields.values()))[0], fields=fields)
-        try:
-            extra = _webhook_and_metadata(request.data)
-        except DjangoValidationError as error:
-            fields = error.message_dict
-            return error_response(400, next(iter(fields.values()))[0], fields=fields)
-        try:
-            job = job_submit(team=actor.team, user=actor.user, params=form.params(), api_key=actor.api_key, **extra)
-        except SubmissionRefused as refusal:
-            fields = {refusal.field: [refusal.message]} if refusal.field else None
-            return error_response(refusal.status, refusal.message, fields=fields, error_type=refusal.code)
+            raise Refusal.from_fields(form.errors)
+        extra = _webhook_and_metadata(request.data)
+        job = job_submit(team=actor.team, user=actor.user, params=form.params(), api_key=actor.api_key, **extra)
         return Response(VideoSerializer(job, context={"request": request}).data, status=status.HTTP_201_CREATED)
-
-    def _create_once(self, request, actor, key: str) -> Response:
-        if len(key) > 255:
-            return error_response(400, "Idempotency-Key may be at most 255 characters.", fields={"Idempotency-Key": ["too long"]})
-        digest = _request_hash(request.data)
-        IdempotencyRecord.objects.filter(
-            team=actor.team, key=key, created_at__lt=timezone.now() - IDEMPOTENCY_WINDOW
-        ).delete()
-        try:
-            with transaction.atomic():
-                # The insert takes the key: a concurrent twin blocks here until this commits.
-                record = IdempotencyRecord.objects.create(team=actor.team, key=key, request_hash=digest)
-                response = self._create(request, actor)
-                record.response_status = response.status_code
-                record.response_body = response.data
-                record.save(update_fields=["response_status", "response_body"])
-                return response
-        except IntegrityError:
-            record = IdempotencyRecord.objects.get(team=actor.team, key=key)
-        if record.request_hash != digest:
-            return error_response(
-                422,
-                "This Idempotency-Key was used with a different request body; use a new key for a new request.",
-                error_type="idempotency_key_reused",
-            )
-        return Response(record.response_body, status=record.response_status, headers={"Idempotent-Replayed": "true"})
 
     def _wait_for_end(self, request, job_id, seconds: float) -> Response:
         """`Prefer: wait=N` (as Replicate's API): poll the job row until it ends or time is up."""
@@ -364,7 +314,7 @@ class VideoDetail(APIView):
         try:
             job_delete(job)
         except InvalidTransition:
-            return error_response(409, f"The job is {job.state}; cancel it before deleting it.")
+            raise Refusal(f"The job is {job.state}; cancel it before deleting it.", status=409, code="conflict") from None
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -427,16 +377,14 @@ class VideoRemix(APIView):
         actor = _actor(request, Perm.GENERATE)
         source = job_for_team(actor.team, job_id)
         body = RemixSerializer(data=request.data if isinstance(request.data, dict) else {})
-        if not body.is_valid():
-            fields = {field: [str(message) for message in messages] for field, messages in body.errors.items()}
-            return error_response(400, next(iter(fields.values()))[0], fields=fields)
-        try:
+        body.is_valid(raise_exception=True)
+
+        def remix() -> Response:
             params = remix_params(source, **body.validated_data)
             job = job_submit(team=actor.team, user=actor.user, params=params, api_key=actor.api_key)
-        except SubmissionRefused as refusal:
-            fields = {refusal.field: [refusal.message]} if refusal.field else None
-            return error_response(refusal.status, refusal.message, fields=fields, error_type=refusal.code)
-        return Response(VideoSerializer(job, context={"request": request}).data, status=status.HTTP_201_CREATED)
+            return Response(VideoSerializer(job, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+        return respond_once(request, team=actor.team, respond=remix, refused=refusal_response)
 
 
 class VideoCancel(APIView):
@@ -452,7 +400,7 @@ class VideoCancel(APIView):
         try:
             job = job_cancel(job.id)
         except InvalidTransition:
-            return error_response(409, f"The job has already ended ({job.state}); there is nothing to cancel.")
+            raise Refusal(f"The job has already ended ({job.state}); there is nothing to cancel.", status=409, code="conflict") from None
         return Response(VideoSerializer(job, context={"request": request}).data)
 
 

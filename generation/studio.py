@@ -11,9 +11,11 @@ from django import forms
 
 from billing import quotas
 from billing.models import BillingAccount, Plan
+from core.errors import Refusal
 
 from . import catalog
 from .forms import JobForm
+from .params import JobParams
 from .models import Job
 from .selectors import job_eta_seconds, job_queue_position
 
@@ -82,7 +84,7 @@ def plan_refusal(plan: Plan, *, width: int, height: int, num_frames: int, fps: i
             account,
             quotas.Request(width=width, height=height, num_frames=num_frames, fps=fps, steps=steps, price=0, via_api=False),
         )
-    except quotas.SubmissionRefused as refusal:
+    except Refusal as refusal:
         return refusal.message
     return None
 
@@ -138,21 +140,7 @@ def studio_options(plan: Plan) -> dict:
 
 def initial_from_job(job: Job) -> dict:
     """The studio's fields for the same settings as `job` (seed included)."""
-    initial = {
-        "prompt": job.prompt,
-        "negative_prompt": job.negative_prompt,
-        "model": job.model_name,
-        "seed": job.seed,
-        "width": job.width,
-        "height": job.height,
-        "num_frames": job.num_frames,
-        "fps": job.fps,
-        "steps": job.steps,
-        "guidance": job.guidance,
-        "speed": job.speed,
-        "aspect_ratio": CUSTOM,
-        "duration": "",
-    }
+    initial = {**JobForm.initial_for(JobParams.from_job(job)), "aspect_ratio": CUSTOM, "duration": ""}
     spec = catalog.get_model(job.model_name)
     if spec is not None:
         preset = aspect_of(spec, job.width, job.height)
@@ -237,4 +225,4 @@ class StudioForm(JobForm):
         """Where to show a plan's refusal about `field` in this form."""
         if field in self.SHOWN_AS and self.cleaned_data.get("aspect_ratio") not in (None, "", CUSTOM):
             return self.SHOWN_AS[field]
-        return field
+        return super().refusal_field(field)

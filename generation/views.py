@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.permissions import Perm, has_perm, require
 from accounts.selectors import request_membership
 from billing.ledger import account_for_team
-from billing.quotas import SubmissionRefused
+from core.errors import Refusal
 
 from . import catalog, studio
 from .gallery import GalleryFilters, gallery_page
@@ -97,8 +97,8 @@ def studio_page(request):
         if form.is_valid():
             try:
                 job = job_submit(team=membership.team, user=request.user, params=form.params())
-            except SubmissionRefused as refusal:
-                form.add_error(form.refusal_field(refusal.field), refusal.message)
+            except Refusal as refusal:
+                form.add_refusal(refusal)
                 status = refusal.status
             else:
                 if request.POST.get("next") == "studio":
