@@ -8,7 +8,6 @@ from datetime import timezone as dt_timezone
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
@@ -27,29 +26,39 @@ from core.api_errors import refusal_response
 from core.errors import Refusal
 from core.api_schema import errors
 
-from . import catalog, pools
+from . import catalog, payloads, pools
 from .forms import JobForm
 from .inputs import DEFAULT_REMIX_STRENGTH, remix_params
 from .ranges import file_response
 from .idempotency import HEADER as IDEMPOTENCY_KEY
 from .idempotency import respond_once
 from .models import Job
-from .selectors import job_eta_seconds, job_for_team, job_queue_position
+from .selectors import job_for_team
 from .services import InvalidTransition, job_cancel, job_delete, job_submit
 from .webhooks import validate_webhook_url
 
 MAX_WAIT_SECONDS = 60
 
 
+class ProgressSerializer(serializers.Serializer):
+    step = serializers.IntegerField()
+    steps = serializers.IntegerField()
+    percent = serializers.IntegerField()
+    eta_seconds = serializers.FloatField(allow_null=True)
+
+
 class VideoSerializer(serializers.ModelSerializer):
+    """The video object: its fields are documented here, its values built by
+    generation.payloads.video (shared with webhooks)."""
+
     status = serializers.CharField(source="state")
     model = serializers.CharField(source="model_name")
-    progress = serializers.SerializerMethodField()
-    queue_position = serializers.SerializerMethodField()
+    progress = ProgressSerializer()
+    queue_position = serializers.IntegerField(allow_null=True, help_text="1 = next to start on its pool; null once it runs.")
     error = serializers.CharField(source="error_message")
-    content_url = serializers.SerializerMethodField()
+    content_url = serializers.URLField(allow_null=True)
     remixed_from = serializers.UUIDField(source="remixed_from_id", allow_null=True)
-    has_input_image = serializers.SerializerMethodField()
+    has_input_image = serializers.BooleanField()
 
     class Meta:
         model = Job
@@ -59,28 +68,10 @@ class VideoSerializer(serializers.ModelSerializer):
             "content_url", "remixed_from", "strength", "has_input_image",
         ]
 
-    def get_progress(self, job) -> dict:
-        return {
-            "step": job.progress_step,
-            "steps": job.steps,
-            "percent": round(100 * job.progress_step / job.steps) if job.steps else 0,
-            "eta_seconds": job_eta_seconds(job),
-        }
-
-    def get_has_input_image(self, job) -> bool:
-        return bool(job.input_image)
-
-    def get_queue_position(self, job) -> int | None:
-        """1 = next to start on its pool; None once it runs (or while throttled)."""
-        return job_queue_position(job)
-
-    def get_content_url(self, job) -> str | None:
-        if job.state != Job.State.SUCCEEDED:
-            return None
-        path = reverse("api:video_content", args=[job.id])
+    def to_representation(self, job) -> dict:
         request = self.context.get("request")
-        # Webhooks have no request to take the host from.
-        return request.build_absolute_uri(path) if request else settings.FRAMECAST_PUBLIC_URL.rstrip("/") + path
+        base_url = request.build_absolute_uri("/") if request else settings.FRAMECAST_PUBLIC_URL
+        return payloads.video(job, base_url=base_url)
 
 
 def _actor(request, perm: Perm):

@@ -16,7 +16,7 @@ from billing import ledger, pricing, quotas
 from billing.models import BillingAccount
 from safety.moderation import decision_link_job, prompt_check
 
-from . import catalog, events, pools, webhooks
+from . import catalog, events, payloads, pools, webhooks
 from .models import Job
 from .params import JobParams
 
@@ -54,12 +54,10 @@ def _queue_fields(priority: int) -> dict:
 
 
 def _notify(job: Job, event_type: str) -> None:
-    """Queue the job's webhook event, if it has a webhook; the payload is the API's own
-    video JSON (built only when someone will receive it)."""
+    """Queue the job's webhook event, if it has a webhook (the payload is built only when
+    someone will receive it)."""
     if job.webhook_url:
-        from .api import VideoSerializer
-
-        webhooks.webhook_enqueue(job, event_type, VideoSerializer(job).data)
+        webhooks.webhook_enqueue(job, event_type, payloads.webhook_data(job), version=payloads.WEBHOOK_PAYLOAD_VERSION)
 
 
 @dataclass(frozen=True)
@@ -182,7 +180,7 @@ def _job_reuse(source: Job, fields: dict) -> Job:
                 getattr(job, field).save(f"{job.id}.{extension}", original, save=False)
     job.save()
     _notify(job, "video.succeeded")
-    transaction.on_commit(lambda: events.publish(job.id, events.terminal_event(job)))
+    transaction.on_commit(lambda: events.publish(job.id, payloads.terminal_event(job)))
     return job
 
 
@@ -235,7 +233,7 @@ def _job_end(job_id, to: str, *, expect: dict | None = None, **changes) -> Job:
             ledger.credits_capture(job.id)
         else:
             ledger.credits_release(job.id)
-        transaction.on_commit(lambda: events.publish(job.id, events.terminal_event(job)))
+        transaction.on_commit(lambda: events.publish(job.id, payloads.terminal_event(job)))
         transaction.on_commit(lambda: jobs_promote_throttled(job.team_id))
     return job
 

@@ -17,7 +17,6 @@ from . import catalog
 from .forms import JobForm
 from .params import JobParams
 from .models import Job
-from .selectors import job_eta_seconds, job_queue_position
 
 ASPECTS = [
     ("16:9", "16:9 landscape"),
@@ -163,20 +162,6 @@ def initial_defaults() -> dict:
     seconds = defaults["num_frames"] // defaults["fps"]
     initial["duration"] = seconds or ""
     return initial
-
-
-def live_status(job: Job) -> dict:
-    """What a live card shows, from the stored job: for pages that (re)load, and for the
-    queue positions that the websocket does not carry."""
-    return {
-        "id": str(job.id),
-        "state": job.state,
-        "state_label": job.get_state_display(),
-        "step": job.progress_step,
-        "steps": job.steps,
-        "eta_seconds": job_eta_seconds(job),
-        "queue_position": job_queue_position(job),
-    }
 
 
 class StudioForm(JobForm):

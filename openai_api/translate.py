@@ -10,7 +10,7 @@ import re
 from django.conf import settings
 
 from core.errors import Refusal
-from generation import catalog
+from generation import catalog, payloads
 from generation.forms import JobForm
 from generation.inputs import reference_image_png
 from generation.models import Job
@@ -126,8 +126,8 @@ def video_object(job: Job) -> dict:
         progress = 100
     elif job.state == Job.State.ENCODING:
         progress = 99
-    elif job.state == Job.State.RUNNING and job.steps:
-        progress = min(98, round(100 * job.progress_step / job.steps))
+    elif job.state == Job.State.RUNNING:
+        progress = min(98, payloads.progress(job)["percent"])
     else:
         progress = 0
     error = None
