@@ -17,11 +17,9 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import Perm, require
-from accounts.selectors import request_actor
-from billing.ledger import account_for_team
+from accounts.permissions import Perm
+from accounts.selectors import request_actor_allowed
 from billing.rate_limits import PlanRequestThrottle, PlanVideoThrottle
-from billing.usage import period_start, usage_this_period
 from core.api_errors import refusal_response
 from core.errors import Refusal
 from core.api_schema import errors
@@ -72,12 +70,6 @@ class VideoSerializer(serializers.ModelSerializer):
         request = self.context.get("request")
         base_url = request.build_absolute_uri("/") if request else settings.FRAMECAST_PUBLIC_URL
         return payloads.video(job, base_url=base_url)
-
-
-def _actor(request, perm: Perm):
-    actor = request_actor(request)
-    require(actor, perm)
-    return actor
 
 
 class VideoCreateSerializer(serializers.Serializer):
@@ -242,7 +234,7 @@ class VideoListCreate(APIView):
         },
     )
     def get(self, request):
-        actor = _actor(request, Perm.VIEW)
+        actor = request_actor_allowed(request, Perm.VIEW)
         jobs = _filtered(Job.objects.filter(team=actor.team), request.query_params)
         paginator = VideoCursor()
         page = paginator.paginate_queryset(jobs, request, view=self)
@@ -261,7 +253,7 @@ class VideoListCreate(APIView):
         responses={201: VideoSerializer, 200: VideoSerializer, **errors(400, 401, 402, 403, 404, 409, 422, 429)},
     )
     def post(self, request):
-        actor = _actor(request, Perm.GENERATE)
+        actor = request_actor_allowed(request, Perm.GENERATE)
         if not isinstance(request.data, dict):
             raise Refusal("The request body must be a JSON object of the video's fields.")
         response = respond_once(request, team=actor.team, respond=lambda: self._create(request, actor), refused=refusal_response)
@@ -293,14 +285,14 @@ class VideoListCreate(APIView):
 class VideoDetail(APIView):
     @extend_schema(operation_id="get_video", responses={200: VideoSerializer, **errors(401, 403, 404)})
     def get(self, request, job_id):
-        actor = _actor(request, Perm.VIEW)
+        actor = request_actor_allowed(request, Perm.VIEW)
         job = job_for_team(actor.team, job_id)
         return Response(VideoSerializer(job, context={"request": request}).data)
 
     @extend_schema(operation_id="delete_video", responses={204: None, **errors(401, 403, 404, 409)})
     def delete(self, request, job_id):
         """Delete a finished video and its files (the credit history keeps its record)."""
-        actor = _actor(request, Perm.GENERATE)
+        actor = request_actor_allowed(request, Perm.GENERATE)
         job = job_for_team(actor.team, job_id)
         try:
             job_delete(job)
@@ -310,7 +302,7 @@ class VideoDetail(APIView):
 
 
 def _file_response(request, job_id, field: str, content_type: str, extension: str):
-    actor = _actor(request, Perm.VIEW)
+    actor = request_actor_allowed(request, Perm.VIEW)
     job = job_for_team(actor.team, job_id)
     file = getattr(job, field)
     if job.state != Job.State.SUCCEEDED or not file:
@@ -365,7 +357,7 @@ class VideoRemix(APIView):
         responses={201: VideoSerializer, **errors(400, 401, 402, 403, 404, 409, 429)},
     )
     def post(self, request, job_id):
-        actor = _actor(request, Perm.GENERATE)
+        actor = request_actor_allowed(request, Perm.GENERATE)
         source = job_for_team(actor.team, job_id)
         body = RemixSerializer(data=request.data if isinstance(request.data, dict) else {})
         body.is_valid(raise_exception=True)
@@ -386,7 +378,7 @@ class VideoCancel(APIView):
         operation_id="cancel_video", request=None, responses={200: VideoSerializer, **errors(401, 403, 404, 409)}
     )
     def post(self, request, job_id):
-        actor = _actor(request, Perm.GENERATE)
+        actor = request_actor_allowed(request, Perm.GENERATE)
         job = job_for_team(actor.team, job_id)
         try:
             job = job_cancel(job.id)
@@ -400,7 +392,7 @@ class ModelList(APIView):
 
     @extend_schema(operation_id="list_models", responses={200: OpenApiTypes.OBJECT, **errors(401, 403)})
     def get(self, request):
-        _actor(request, Perm.VIEW)
+        request_actor_allowed(request, Perm.VIEW)
         return Response({"data": [model_json(spec) for spec in catalog.available_models()]})
 
 
@@ -418,63 +410,6 @@ def model_json(spec) -> dict:
         "pipeline": spec.pipeline,
         "pool": next((pool.name for pool in pools.pools_for_model(spec.name)), None),
     }
-
-
-class AccountView(APIView):
-    """The team this key acts for: its plan, limits and balance."""
-
-    @extend_schema(operation_id="get_account", responses={200: OpenApiTypes.OBJECT, **errors(401, 403)})
-    def get(self, request):
-        actor = _actor(request, Perm.VIEW)
-        account = account_for_team(actor.team)
-        plan = account.plan
-        return Response(
-            {
-                "team": {"id": actor.team.pk, "name": actor.team.name},
-                "plan": {
-                    "id": plan.slug,
-                    "name": plan.name,
-                    "status": account.status,
-                    "current_period_end": account.current_period_end,
-                    "limits": {
-                        "max_side": plan.max_side,
-                        "max_duration_seconds": plan.max_duration_seconds,
-                        "max_steps": plan.max_steps,
-                        "concurrent_jobs": plan.concurrent_jobs,
-                        "backlog": plan.backlog,
-                        "api_access": plan.api_access,
-                        "metered_overage": plan.metered_overage,
-                    },
-                },
-                "balance": {
-                    "available": account.available,
-                    "plan_credits": account.subscription_credits,
-                    "purchased_credits": account.purchased_credits,
-                    "held": account.held_credits,
-                },
-            }
-        )
-
-
-class UsageView(APIView):
-    """This period's credits and video-seconds, per member and per API key."""
-
-    @extend_schema(operation_id="get_usage", responses={200: OpenApiTypes.OBJECT, **errors(401, 403)})
-    def get(self, request):
-        actor = _actor(request, Perm.VIEW)
-        account = account_for_team(actor.team)
-        since = period_start(account)
-        by_member, by_key = usage_this_period(account, since=since)
-
-        def rows(usage, label):
-            return [
-                {label: row.label, "videos": row.jobs, "credits": row.credits, "video_seconds": round(row.video_seconds, 3)}
-                for row in usage
-            ]
-
-        return Response(
-            {"period_start": since, "by_member": rows(by_member, "member"), "by_api_key": rows(by_key, "api_key")}
-        )
 
 
 class NotFound(APIView):
