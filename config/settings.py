@@ -85,6 +85,10 @@ INSTALLED_APPS = [
     "safety",
 ]
 
+# The content policy every submission passes first (generation.content_policy): generation
+# sits below safety in the layers, so the composition root names it here.
+FRAMECAST_CONTENT_POLICY = "safety.moderation"
+
 MIDDLEWARE = [
     "core.request_id.RequestIdMiddleware",
     "ops.prometheus.RequestMetricsMiddleware",

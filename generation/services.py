@@ -14,9 +14,8 @@ from django.utils import timezone
 
 from billing import ledger, pricing, quotas
 from billing.models import BillingAccount
-from safety.moderation import decision_link_job, prompt_check
 
-from . import catalog, events, payloads, pools, webhooks
+from . import catalog, content_policy, events, payloads, pools, webhooks
 from .models import Job
 from .params import JobParams
 
@@ -83,7 +82,7 @@ def _submission_prepare(*, team, user, params: JobParams, via_api: bool) -> Subm
     """Everything that needs no lock: the content policy first (a refused prompt or a
     suspended team gets no job and holds no credits; only the moderation decision is
     recorded), then the price, the pool and the seed."""
-    moderation = prompt_check(
+    moderation = content_policy.prompt_check(
         team=team, user=user, prompt=params.prompt, negative_prompt=params.negative_prompt, via_api=via_api
     )
     pool = pools.pool_for_job(params.model_name, width=params.width, height=params.height, num_frames=params.num_frames)
@@ -145,13 +144,14 @@ def _submission_admit(submission: Submission, *, team, user, api_key, webhook_ur
         )
         if params.input_image:
             job.input_image.save(f"{job.id}.png", ContentFile(params.input_image), save=True)
-        decision_link_job(submission.moderation, job)
+        content_policy.decision_link_job(submission.moderation, job)
         ledger.credits_hold(
             account,
             job_id=job.id,
             price=submission.price,
             video_seconds=job.duration_seconds,
             api_key_id=api_key.pk if api_key else None,
+            member_id=user.pk if user is not None else None,
         )
         if state == Job.State.QUEUED:
             transaction.on_commit(lambda: job_dispatch(job))

@@ -67,7 +67,7 @@ def embedded_server(tmp_path_factory):
         except OSError:
             if time.monotonic() > deadline or server.poll() is not None:
                 server.kill()
-                raise RuntimeError((data / "serve.log").read_text())
+                raise RuntimeError((data / "serve.log").read_text()) from None
             time.sleep(0.2)
     yield base
     server.terminate()
