@@ -2,6 +2,8 @@
 
 from django import forms
 
+from core.text import is_blank
+
 from . import catalog, pools
 from .models import Speed
 from .services import JobParams
@@ -44,7 +46,7 @@ class JobForm(forms.Form):
 
     def clean_prompt(self) -> str:
         prompt = self.cleaned_data["prompt"].strip()
-        if not prompt:
+        if is_blank(prompt):  # zero-width characters only show nothing either
             raise forms.ValidationError("Prompt is required: describe the video you want.")
         return prompt
 

@@ -9,6 +9,7 @@ import io
 from PIL import Image, UnidentifiedImageError
 
 from billing.quotas import SubmissionRefused
+from core.text import is_blank
 
 from . import catalog
 from .models import Job
@@ -36,7 +37,7 @@ def remix_params(
             f"The model {source.model_name} cannot remix videos.", status=400, code="remix_unsupported", field="model"
         )
     prompt = (prompt or "").strip()
-    if not prompt:
+    if is_blank(prompt):
         raise SubmissionRefused("Prompt is required: describe the remix.", status=400, code="invalid_request", field="prompt")
     if len(prompt) > catalog.MAX_PROMPT_CHARS:
         raise SubmissionRefused(
