@@ -33,13 +33,14 @@ def test_switching_teams_never_sends_the_browser_elsewhere(alice, acme, target):
 
 
 @pytest.mark.parametrize("target", ELSEWHERE)
-def test_logging_in_signing_up_and_resending_never_send_the_browser_elsewhere(alice, client, target):
+def test_logging_in_and_out_signing_up_and_resending_never_send_the_browser_elsewhere(alice, client, target):
     logged_in = client.post(
         f"/accounts/login/?next={target}", {"username": "alice@example.com", "password": "correct horse battery"}
     )
     assert lands_on_this_site(logged_in)
     assert lands_on_this_site(client.get("/accounts/signup/", {"next": target}))  # signed in already
     assert lands_on_this_site(client.post("/accounts/verify/resend/", {"next": target}))
+    assert lands_on_this_site(client.post("/accounts/logout/", {"next": target}))
 
 
 def test_a_next_on_this_site_is_still_followed(alice, acme):
