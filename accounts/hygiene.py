@@ -48,6 +48,18 @@ def email_verification_send(*, user: User, base_url: str) -> None:
     )
 
 
+def signup_attempt_notify(*, user: User, base_url: str) -> None:
+    """Tell the owner of `user`'s address that someone tried to sign up with it (after
+    commit): the sign-up page itself answers as for a new address."""
+    base = base_url.rstrip("/")
+    context = {"email": user.email, "login_url": base + reverse("accounts:login"),
+               "reset_url": base + reverse("accounts:password_reset")}
+    message = render_to_string("accounts/email/signup_attempt.txt", context)
+    transaction.on_commit(
+        lambda: send_mail("Someone tried to sign up with your address", message, from_email=None, recipient_list=[user.email])
+    )
+
+
 def email_verify(*, token: str) -> User:
     """Mark the address in `token` verified; VerificationRefused if the link is tampered with,
     expired, or for an address the account no longer has."""

@@ -3,6 +3,7 @@
 from django import forms
 
 from core.errors import RefusalFormMixin
+from core.text import is_blank
 
 from . import catalog, pools
 from .models import Speed
@@ -46,7 +47,7 @@ class JobForm(RefusalFormMixin, forms.Form):
 
     def clean_prompt(self) -> str:
         prompt = self.cleaned_data["prompt"].strip()
-        if not prompt:
+        if is_blank(prompt):  # zero-width characters only show nothing either
             raise forms.ValidationError("Prompt is required: describe the video you want.")
         return prompt
 

@@ -9,6 +9,7 @@ import io
 from PIL import Image, UnidentifiedImageError
 
 from core.errors import InvalidInput, Refusal
+from core.text import is_blank
 
 from . import catalog
 from .models import Job
@@ -34,7 +35,7 @@ def remix_params(
             f"The model {source.model_name} cannot remix videos.", code="remix_unsupported", field="model"
         )
     prompt = (prompt or "").strip()
-    if not prompt:
+    if is_blank(prompt):
         raise InvalidInput("Prompt is required: describe the remix.", code="invalid_request", field="prompt")
     if len(prompt) > catalog.MAX_PROMPT_CHARS:
         raise InvalidInput(

@@ -8,13 +8,13 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.permissions import Perm, has_perm, require
 from accounts.selectors import request_membership
 from billing.ledger import account_for_team
 from core.errors import Refusal
+from core.redirects import safe_next
 
 from . import catalog, payloads, studio
 from .gallery import GalleryFilters, gallery_page
@@ -37,13 +37,6 @@ def _membership(request, perm: Perm):
 
 def _team(request, perm: Perm):
     return _membership(request, perm).team
-
-
-def _safe_next(request, default: str) -> str:
-    url = request.POST.get("next") or request.GET.get("next")
-    if url and url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
-        return url
-    return default
 
 
 def _with_live_status(jobs) -> list[Job]:
@@ -234,7 +227,7 @@ def job_cancel_view(request, job_id):
     if _wants_json(request):
         return JsonResponse({"cancelled": ok, "message": message, "job": payloads.live_status(job)})
     (messages.success if ok else messages.info)(request, message)
-    return redirect(_safe_next(request, job.get_absolute_url()))
+    return redirect(safe_next(request, job.get_absolute_url()))
 
 
 @login_required

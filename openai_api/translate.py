@@ -10,6 +10,7 @@ import re
 from django.conf import settings
 
 from core.errors import Refusal
+from core.text import is_blank
 from generation import catalog, payloads
 from generation.forms import JobForm
 from generation.inputs import reference_image_png
@@ -69,7 +70,7 @@ def _one(data, name: str):
 def create_params(data, files) -> JobParams:
     """The job a `POST /videos` asks for. Raises BadParam naming the OpenAI parameter."""
     prompt = _one(data, "prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
+    if not isinstance(prompt, str) or is_blank(prompt):
         raise BadParam("'prompt' is required: describe the video.", "prompt")
     name = model_name(_one(data, "model"))
     spec = catalog.get_model(name)
