@@ -9,6 +9,8 @@ from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, Permis
 from django.db import models
 from django.utils import timezone
 
+from core.crypto import EncryptedTextField
+
 
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
@@ -62,8 +64,9 @@ def new_webhook_secret() -> str:
 
 class Team(models.Model):
     name = models.CharField(max_length=100)
-    # Signs the webhooks Framecast sends to this team's endpoints (shown on the keys page).
-    webhook_secret = models.CharField(max_length=100, default=new_webhook_secret)
+    # Signs the webhooks Framecast sends to this team's endpoints (shown on the keys page);
+    # encrypted at rest (core.crypto), since it must be read back to sign.
+    webhook_secret = EncryptedTextField(default=new_webhook_secret)
     # A personal team is the workspace every user gets at sign-up: never shared, never left or deleted.
     personal_owner = models.OneToOneField(
         settings.AUTH_USER_MODEL,

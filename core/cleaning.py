@@ -8,40 +8,31 @@ text encoder with what they cannot take:
 - JSON nested at most MAX_DEPTH levels and at most MAX_ITEMS values in all, so that
   walking, hashing or storing a body never recurses a thousand levels deep.
 
-Also the rule of what counts as no text at all (`has_visible_text`), shared by every
-prompt check.
+What counts as no text at all is core.text's rule (`is_blank`); the schema's pattern for
+a prompt is built from it here.
 """
 
 import re
-import unicodedata
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.validators import RegexValidator
+from django.utils.functional import SimpleLazyObject
 
 from .errors import InvalidInput, Refusal
+from .text import is_blank
 
 MAX_DEPTH = 10
 MAX_ITEMS = 1000
 
 _UNSAFE = re.compile("[\x00\ud800-\udfff]")
 
-# Categories that draw nothing: control (Cc), format (Cf: zero-width space and joiners,
-# direction marks, the BOM), and separators (Zs spaces, Zl, Zp).
-_INVISIBLE_CATEGORIES = {"Cc", "Cf", "Zs", "Zl", "Zp"}
-# Letters and symbols that render as blanks although their category says otherwise
-# (Hangul fillers, Braille blank): the usual way to slip an "empty" name past a check.
-_BLANK_CHARACTERS = set("\u115f\u1160\u3164\uffa0\u2800")
 
-
-def _is_invisible(char: str) -> bool:
-    return unicodedata.category(char) in _INVISIBLE_CATEGORIES or char in _BLANK_CHARACTERS
-
-
-def _invisible_ranges() -> str:
-    """The invisible characters of the Basic Multilingual Plane as a regex class body
-    (about 40 ranges). Built, not written out, so it follows Python's Unicode tables."""
-    codes = [code for code in range(0x10000) if _is_invisible(chr(code))]
+def _blank_ranges() -> str:
+    """The characters of the Basic Multilingual Plane that show nothing by core.text's rule
+    (spaces, zero-width and control characters, fillers) as a regex class body, about 40
+    ranges. Built from that rule, not written out, so the two cannot drift apart."""
+    codes = [code for code in range(0x10000) if is_blank(chr(code))]
     ranges, start = [], codes[0]
     for previous, code in zip(codes, [*codes[1:], None]):
         if code != previous + 1:
@@ -51,17 +42,12 @@ def _invisible_ranges() -> str:
     return "".join(ranges)
 
 
-def has_visible_text(text: str) -> bool:
-    """Whether `text` has at least one character that draws something: a prompt of only
-    zero-width characters, spaces or controls is as empty as no prompt."""
-    return not all(_is_invisible(char) for char in text)
-
-
-# The same rule as an (unanchored) pattern, for the OpenAPI schema: "at least one visible
-# character". Beyond the BMP (tag characters and a few others) it lets through what
-# has_visible_text refuses: ECMA regexes cannot name those characters without the u flag.
+# core.text.is_blank as an (unanchored) pattern, for the OpenAPI schema of a prompt: "at
+# least one visible character". Beyond the BMP (tag characters, variation selectors) it lets
+# through what is_blank refuses: ECMA regexes cannot name those without the u flag.
+# Lazy: building the ranges takes about 0.1 s, paid on first use rather than at every import.
 visible_prompt = RegexValidator(
-    f"[^{_invisible_ranges()}]",
+    SimpleLazyObject(lambda: re.compile(f"[^{_blank_ranges()}]")),
     message="Prompt is required: give at least one visible character, not only spaces or zero-width ones.",
 )
 

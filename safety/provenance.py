@@ -15,6 +15,8 @@ import av
 import numpy as np
 from django.db import IntegrityError, transaction
 
+from core.errors import Refusal
+
 from . import watermark
 from .models import WatermarkRecord
 
@@ -110,12 +112,11 @@ def sign_job_video(job, video: bytes) -> bytes:
 # --- the verifier (page and API) -------------------------------------------------------
 
 
-class VerifyError(ValueError):
+class VerifyError(Refusal):
     """A verifier request that cannot be answered; the message says why, for the user."""
 
     def __init__(self, message: str, *, status: int = 400, code: str = "invalid_request", field: str = "file"):
-        super().__init__(message)
-        self.message, self.status, self.code, self.field = message, status, code, field
+        super().__init__(message, status=status, code=code, field=field)
 
 
 def max_upload_bytes() -> int:
@@ -153,9 +154,7 @@ def verify_share_link(url: str) -> Verification:
     from django.http import Http404
     from django.urls import Resolver404, resolve
 
-    from generation.sharing import job_for_share_token
-
-    from generation.sharing import SHARE_LINK_PATTERN
+    from generation.sharing import SHARE_LINK_PATTERN, job_for_share_token
 
     url = url.strip()
     try:

@@ -7,7 +7,7 @@ from accounts.models import Membership
 from billing.models import BillingAccount
 from generation.models import Job
 
-from .conftest import SMALL_REQUEST, client_for, on_plan
+from .conftest import SMALL_REQUEST, on_plan
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,6 @@ PostgreSQL that refuses NUL (SQLite stores it), so only there the bugs showed.""
 
 import json
 from dataclasses import dataclass
-from typing import Callable
 
 import pytest
 from django.core.files.base import ContentFile
@@ -95,7 +94,7 @@ VERIFY = "/api/v1/verify"
 OPENAI_CREATE = "/openai/v1/videos"
 
 
-def OPENAI_REMIX(world):  # noqa: N802 - a path, like the others
+def OPENAI_REMIX(world):  # a function: the path holds the video id
     return f"/openai/v1/videos/{video_id(world.remixable.id)}/remix"
 
 

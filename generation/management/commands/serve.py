@@ -35,7 +35,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Framecast is running at http://{host}:{port}/"), ending="\n")
         self.stdout.flush()
         # uvicorn logs through Django's LOGGING (JSON with LOG_FORMAT=json); each request is
-        # logged once, with its request id, by config.metrics rather than by an access log.
+        # logged once, with its request id, by ops.prometheus rather than by an access log.
         uvicorn.run(
             "config.asgi:application", host=host, port=port, ws="websockets-sansio", lifespan="off",
             log_level="info", log_config=None, access_log=False,
@@ -44,7 +44,7 @@ class Command(BaseCommand):
     def _start_embedded_worker(self, *, recover: bool) -> None:
         from celery.worker import WorkController
 
-        from config.celery_app import app
+        from celery import current_app
         from generation import catalog, pools
         from generation.services import jobs_recover_after_restart
         from generation.webhooks import webhooks_queue
@@ -54,7 +54,7 @@ class Command(BaseCommand):
         queues = [pool.queue for pool in pools.all_pools() if local_models & set(pool.models)]
         queues += [webhooks_queue(), settings.CELERY_TASK_DEFAULT_QUEUE]  # customer webhooks, periodic work
         worker = WorkController(
-            app=app,
+            app=current_app._get_current_object(),  # config's app, set current when Django starts
             hostname="embedded@localhost",
             pool_cls="solo",
             concurrency=1,
