@@ -17,7 +17,6 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -29,6 +28,7 @@ from billing.rate_limits import PlanRequestThrottle, PlanVideoThrottle
 from billing.usage import period_start, usage_this_period
 from core.api_errors import error_response
 from core.api_schema import errors
+from core.pagination import StrictCursorPagination
 
 from . import catalog, pools
 from .forms import JobForm
@@ -197,7 +197,7 @@ def _wait_seconds(request) -> float:
     return 0
 
 
-class VideoCursor(CursorPagination):
+class VideoCursor(StrictCursorPagination):
     ordering = "-created_at"
     page_size = 20
     max_page_size = 100
