@@ -176,3 +176,22 @@ def test_the_sweep_counts_orphans_in_a_dry_run_and_removes_only_old_unreferenced
     assert "(deleting): 3 orphan files older than 24 h (30 bytes), 3 removed" in sweep_line(staff)
     done.refresh_from_db()
     assert done.video.open("rb").read() == b"mp4"
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_a_real_worker_retrying_a_job_leaves_only_the_retry_s_files(alice, start_worker, data_dirs):
+    job = submit(alice)
+    first = job_start_encoding(job_claim_next("cpu", worker="lost@host"), inference_seconds=1.0)
+    for field, data in (("video", b"first mp4"), ("poster", b"first jpg")):  # killed half-way through storing
+        job_file_store(first.pk, field, data, attempt=first.attempts)
+    job_requeue_or_fail(job.pk, reason="worker lost")
+    start_worker()
+    deadline = time.monotonic() + 120
+    while not job.is_terminal and time.monotonic() < deadline:
+        time.sleep(0.2)
+        job.refresh_from_db()
+    assert job.state == Job.State.SUCCEEDED and job.attempts == 2, job.error_detail
+    assert on_disk(data_dirs, job.id) == referenced(job) and all("-a2." in name for name in referenced(job))
+    job_delete(job)  # commits at once: no surrounding test transaction
+    assert on_disk(data_dirs, job.id) == set()
