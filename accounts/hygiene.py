@@ -17,6 +17,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from core.errors import Refusal
+
 from .models import User
 
 VERIFICATION_SALT = "accounts.email-verification"
@@ -28,11 +30,8 @@ IP_FAILURES_FACTOR = 4
 # --- Email verification -----------------------------------------------------
 
 
-class VerificationRefused(Exception):
-    def __init__(self, message: str, *, status: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
+class VerificationRefused(Refusal):
+    """An email verification link that cannot be used (its status says how it fails)."""
 
 
 def email_verification_send(*, user: User, base_url: str) -> None:

@@ -17,20 +17,17 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from core.errors import Refusal
+
 from .models import Invitation, Membership, Team, User
 from .permissions import Perm, require, roles_assignable_by
 
 TOKEN_SALT = "accounts.invitation"
 
 
-class InvitationRefused(Exception):
+class InvitationRefused(Refusal):
     """An invitation link that cannot be accepted; `message` is for the invitee, `status`
     the HTTP status that fits."""
-
-    def __init__(self, message: str, *, status: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
 
 
 def invitation_token(invitation: Invitation) -> str:

@@ -2,7 +2,7 @@
 consumer. Every team-owned object is reached through the team this returns."""
 
 from .models import ApiKey, Membership, Team, User
-from .permissions import Actor
+from .permissions import Actor, Perm, require
 
 ACTIVE_TEAM_SESSION_KEY = "active_team_id"
 
@@ -48,3 +48,11 @@ def request_actor(request) -> Actor | None:
     if membership is None:
         return None
     return Actor(team=membership.team, user=membership.user, membership=membership)
+
+
+def request_actor_allowed(request, perm: Perm) -> Actor:
+    """The request's actor, who must hold `perm` in its team (else PermissionDenied): the
+    first line of every API view."""
+    actor = request_actor(request)
+    require(actor, perm)
+    return actor

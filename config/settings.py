@@ -87,7 +87,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "core.request_id.RequestIdMiddleware",
-    "config.metrics.RequestMetricsMiddleware",
+    "ops.prometheus.RequestMetricsMiddleware",
     "config.security.ContentSecurityPolicyMiddleware",
     # /healthz, /readyz, /metrics: before host validation and the HTTPS redirect.
     "config.health.OperationsEndpointsMiddleware",

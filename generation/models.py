@@ -207,6 +207,8 @@ class WebhookDelivery(models.Model):
     event_type = models.CharField(max_length=40)
     url = models.URLField(max_length=2000)
     payload = models.JSONField()
+    # generation.payloads.WEBHOOK_PAYLOAD_VERSION when it was made (also in the payload).
+    payload_version = models.CharField(max_length=20, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)  # None: nothing more to try
     delivered_at = models.DateTimeField(null=True, blank=True)

@@ -14,9 +14,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.permissions import Perm, has_perm, require
 from accounts.selectors import request_membership
 from billing.ledger import account_for_team
-from billing.quotas import SubmissionRefused
+from core.errors import Refusal
 
-from . import catalog, studio
+from . import catalog, payloads, studio
 from .gallery import GalleryFilters, gallery_page
 from .models import Job
 from .ranges import file_response
@@ -49,7 +49,7 @@ def _safe_next(request, default: str) -> str:
 def _with_live_status(jobs) -> list[Job]:
     jobs = list(jobs)
     for job in jobs:
-        job.live = studio.live_status(job)
+        job.live = payloads.live_status(job)
     return jobs
 
 
@@ -97,8 +97,8 @@ def studio_page(request):
         if form.is_valid():
             try:
                 job = job_submit(team=membership.team, user=request.user, params=form.params())
-            except SubmissionRefused as refusal:
-                form.add_error(form.refusal_field(refusal.field), refusal.message)
+            except Refusal as refusal:
+                form.add_refusal(refusal)
                 status = refusal.status
             else:
                 if request.POST.get("next") == "studio":
@@ -156,7 +156,7 @@ def live_status(request):
                 status=400,
             )
     jobs = Job.objects.filter(team=team, pk__in=ids)
-    return JsonResponse({"jobs": [studio.live_status(job) for job in jobs]})
+    return JsonResponse({"jobs": [payloads.live_status(job) for job in jobs]})
 
 
 @login_required
@@ -178,7 +178,7 @@ def gallery(request):
 def job_detail(request, job_id):
     membership = _membership(request, Perm.VIEW)
     job = job_for_team(membership.team, job_id)
-    job.live = studio.live_status(job)
+    job.live = payloads.live_status(job)
     context = {
         "job": job,
         "share_url": request.build_absolute_uri(share_url(job)) if job.share_token else "",
@@ -233,7 +233,7 @@ def job_cancel_view(request, job_id):
     else:
         message, ok = "Job cancelled; its credits are back in your balance.", True
     if _wants_json(request):
-        return JsonResponse({"cancelled": ok, "message": message, "job": studio.live_status(job)})
+        return JsonResponse({"cancelled": ok, "message": message, "job": payloads.live_status(job)})
     (messages.success if ok else messages.info)(request, message)
     return redirect(_safe_next(request, job.get_absolute_url()))
 

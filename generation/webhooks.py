@@ -67,16 +67,17 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def webhook_enqueue(job: Job, event_type: str, payload: dict) -> WebhookDelivery:
+def webhook_enqueue(job: Job, event_type: str, payload: dict, *, version: str) -> WebhookDelivery:
     """Record an event for the job's webhook (in the caller's transaction) and send it once
-    that commits."""
+    that commits. `version`: the payload's (generation.payloads.WEBHOOK_PAYLOAD_VERSION)."""
     delivery = WebhookDelivery.objects.create(
         id=f"msg_{uuid.uuid4().hex}",
         team_id=job.team_id,
         job=job,
         event_type=event_type,
         url=job.webhook_url,
-        payload={"type": event_type, "timestamp": timezone.now().isoformat(), "data": payload},
+        payload={"type": event_type, "timestamp": timezone.now().isoformat(), "api_version": version, "data": payload},
+        payload_version=version,
         next_attempt_at=timezone.now(),
     )
     transaction.on_commit(lambda: _send_soon(delivery.id))

@@ -7,6 +7,7 @@ from django.db import transaction
 from accounts.models import Team, User
 from billing import ledger
 from billing.models import CreditEntry
+from core.errors import Refusal
 
 from .models import AuditEntry
 
@@ -14,12 +15,8 @@ Action = AuditEntry.Action
 MAX_ADJUSTMENT = 1_000_000
 
 
-class StaffActionRefused(Exception):
+class StaffActionRefused(Refusal):
     """Bad input or an impossible action; `field` names the form field at fault."""
-
-    def __init__(self, message: str, *, field: str | None = None):
-        super().__init__(message)
-        self.message, self.field = message, field
 
 
 def audit_record(*, staff: User, action: str, target=None, reason: str = "", details: dict | None = None) -> AuditEntry:

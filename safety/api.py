@@ -9,7 +9,6 @@ from rest_framework.views import APIView
 
 from accounts.permissions import Perm, require
 from accounts.selectors import request_actor
-from core.api_errors import error_response
 from core.api_schema import errors
 
 from .provenance import VerifyError, max_upload_bytes, too_large_message, verification_json, verify_share_link, verify_upload
@@ -37,17 +36,14 @@ class VerifyApi(APIView):
         # Refuse an oversized body before reading it.
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
         if declared > max_upload_bytes() + 64 * 1024:
-            return error_response(413, too_large_message(declared), fields={"file": [too_large_message(declared)]},
-                                  error_type="file_too_large")
+            raise VerifyError(too_large_message(declared), status=413, code="file_too_large")
         upload = request.FILES.get("file")
         share_url = request.data.get("share_url") if hasattr(request.data, "get") else None
-        try:
-            if upload is not None:
-                result = verify_upload(upload)
-            elif isinstance(share_url, str) and share_url.strip():
-                result = verify_share_link(share_url)
-            else:
-                raise VerifyError("Upload a video as `file` (multipart/form-data), or give a Framecast `share_url`.")
-        except VerifyError as error:
-            return error_response(error.status, error.message, fields={error.field: [error.message]}, error_type=error.code)
+        # A VerifyError (a core.errors.Refusal) is answered in the API's error shape.
+        if upload is not None:
+            result = verify_upload(upload)
+        elif isinstance(share_url, str) and share_url.strip():
+            result = verify_share_link(share_url)
+        else:
+            raise VerifyError("Upload a video as `file` (multipart/form-data), or give a Framecast `share_url`.")
         return Response(verification_json(result, user=request.user, team=actor.team))

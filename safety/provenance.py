@@ -14,6 +14,8 @@ import av
 import numpy as np
 from django.db import IntegrityError, transaction
 
+from core.errors import Refusal
+
 from . import watermark
 from .models import WatermarkRecord
 
@@ -109,12 +111,11 @@ def sign_job_video(job, video: bytes) -> bytes:
 # --- the verifier (page and API) -------------------------------------------------------
 
 
-class VerifyError(ValueError):
+class VerifyError(Refusal):
     """A verifier request that cannot be answered; the message says why, for the user."""
 
     def __init__(self, message: str, *, status: int = 400, code: str = "invalid_request", field: str = "file"):
-        super().__init__(message)
-        self.message, self.status, self.code, self.field = message, status, code, field
+        super().__init__(message, status=status, code=code, field=field)
 
 
 def max_upload_bytes() -> int:

@@ -6,22 +6,26 @@ import os
 import re
 import time
 import uuid
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 
-from billing.ledger import account_for_team
 from generation.models import Job
 from generation.services import (
-    InvalidTransition, JobParams, job_claim_next, job_delete, job_requeue_or_fail, job_start_encoding, job_submit,
+    InvalidTransition,
+    JobParams,
+    job_claim_next,
+    job_delete,
+    job_requeue_or_fail,
+    job_start_encoding,
+    job_submit,
     job_succeed,
 )
-from generation.storage import job_file_store, job_files
+from generation.storage import job_file_store
 from gpu_workers.runner import run_next
 
-from .conftest import client_for, page_text, on_plan
+from .conftest import client_for, on_plan, page_text
 from .test_ops_access import staff  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db

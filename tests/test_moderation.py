@@ -186,13 +186,13 @@ def test_a_custom_policy_file_is_applied(alice, alice_client, settings, tmp_path
 
 @pytest.mark.services
 def test_concurrent_refusals_leave_exactly_one_suspension(alice, transactional_db):
-    from billing.quotas import SubmissionRefused
+    from core.errors import Refusal
     from safety.moderation import prompt_check
 
     from .conftest import at_once
 
     team = alice.personal_team
     outcomes = at_once(lambda: prompt_check(team=team, user=alice, prompt=REFUSED), 6)
-    assert len(outcomes) == 6 and all(isinstance(outcome, SubmissionRefused) for outcome in outcomes)
+    assert len(outcomes) == 6 and all(isinstance(outcome, Refusal) for outcome in outcomes)
     assert Suspension.objects.filter(team=team, lifted_at__isnull=True).count() == 1
     assert ModerationDecision.objects.filter(outcome="refuse").count() == 6

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from billing.quotas import SubmissionRefused
+from core.errors import Refusal
 from generation.forms import JobForm
 from generation.inputs import reference_image_png, remix_params
 from generation.models import Job
@@ -82,19 +82,19 @@ def test_every_request_that_validation_accepts_runs_on_the_tiny_model(tiny_model
         kind = rng.choice(["text", "image", "remix"])
         try:
             if kind == "remix":
-                params = remix_params(_source(params), prompt="a blue ball", strength=rng.choice([0.1, 0.3, 0.5, rng.random() or 1.0, 1.0]))
+                strength = rng.choice([0.1, 0.3, 0.5, rng.random() or 1.0, 1.0])
+                params = remix_params(_source(params), prompt="a blue ball", seed=params.seed, strength=strength)
             elif kind == "image":
                 params = replace(params, input_image=reference_image_png(_png(rng), model_name=params.model_name))
-        except SubmissionRefused as refusal:
+        except Refusal as refusal:
             assert kind == "remix" and refusal.field == "strength" and refusal.status == 400, refusal.message
             outcomes["refused"] += 1
             continue
         runs_on, conditioning = _conditioning(pipe, params, rng)
         frames = pipeline.generate_frames(
-            runs_on, prompt=params.prompt, negative_prompt=params.negative_prompt, seed=params.seed or 0,
-            width=params.width, height=params.height, num_frames=params.num_frames, steps=params.steps,
+            runs_on, **params.pipeline_args(),
             # A short prompt padding (the worker uses the model's) changes the words' effect, not the shapes.
-            guidance=params.guidance, max_sequence_length=64,
+            max_sequence_length=64,
             step_cache_threshold=FAST_MODE_CACHE_THRESHOLD if params.speed == Job.Speed.FAST else None,
             **conditioning,
         )
@@ -115,6 +115,6 @@ def test_a_remix_needs_one_denoising_step_after_strength(steps, strength, ok):
     if ok:
         assert remix_params(source, prompt="a boat", strength=strength).strength == strength
     else:
-        with pytest.raises(SubmissionRefused) as refused:
+        with pytest.raises(Refusal) as refused:
             remix_params(source, prompt="a boat", strength=strength)
         assert refused.value.field == "strength" and "at least" in refused.value.message

@@ -199,8 +199,8 @@ def test_only_a_finished_video_can_be_remixed(api, alice):
     ],
 )
 def test_a_reference_image_that_is_not_one_is_refused_by_name(data, words):
-    from billing.quotas import SubmissionRefused
+    from core.errors import Refusal
 
-    with pytest.raises(SubmissionRefused) as refused:
+    with pytest.raises(Refusal) as refused:
         reference_image_png(data, model_name="framecast-tiny")
     assert refused.value.field == "input_image" and words in refused.value.message

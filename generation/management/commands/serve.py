@@ -35,7 +35,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Framecast is running at http://{host}:{port}/"), ending="\n")
         self.stdout.flush()
         # uvicorn logs through Django's LOGGING (JSON with LOG_FORMAT=json); each request is
-        # logged once, with its request id, by config.metrics rather than by an access log.
+        # logged once, with its request id, by ops.prometheus rather than by an access log.
         uvicorn.run(
             "config.asgi:application", host=host, port=port, ws="websockets-sansio", lifespan="off",
             log_level="info", log_config=None, access_log=False,
