@@ -13,7 +13,6 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -23,6 +22,7 @@ from billing.rate_limits import PlanRequestThrottle, PlanVideoThrottle
 from core.api_errors import refusal_response
 from core.errors import Refusal
 from core.api_schema import errors
+from core.pagination import StrictCursorPagination
 
 from . import catalog, payloads, pools
 from .forms import JobForm
@@ -174,7 +174,7 @@ def _wait_seconds(request) -> float:
     return 0
 
 
-class VideoCursor(CursorPagination):
+class VideoCursor(StrictCursorPagination):
     ordering = "-created_at"
     page_size = 20
     max_page_size = 100

@@ -111,6 +111,8 @@ class Job(models.Model):
     error_message = models.CharField(max_length=500, blank=True, default="")
     error_detail = models.TextField(blank=True, default="")
 
+    # Stored under jobs/<id>/ by generation/storage.py (one name per file and attempt, so
+    # every file of a job can be found and deleted); upload_to is the older files' layout.
     video = models.FileField(upload_to="videos/%Y/%m/%d/", blank=True)
     poster = models.FileField(upload_to="posters/%Y/%m/%d/", blank=True)
     # A grid of evenly spaced frames, made with the MP4 (previews, moderation review).

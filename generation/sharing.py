@@ -8,6 +8,7 @@ the old link then 404s, and turning it on again makes a new link.
 import secrets
 
 from django.http import Http404
+from django.utils.text import slugify
 
 from .models import Job
 
@@ -20,6 +21,13 @@ def share_url(job: Job) -> str | None:
     from django.urls import reverse
 
     return reverse("generation:shared", args=[job.share_token]) if job.share_token else None
+
+
+def shared_filename(job: Job, extension: str) -> str:
+    """The name a shared file downloads under: from the prompt (which the shared page shows
+    anyway), never the job id, which the team's own URLs and API are keyed by."""
+    stem = slugify(job.prompt)[:60].strip("-")
+    return f"framecast-{stem or 'video'}.{extension}"
 
 
 def job_share_enable(job: Job) -> Job:

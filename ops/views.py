@@ -16,7 +16,7 @@ from accounts.permissions import is_staff_member
 
 from . import charts, exports, metrics, selectors, services
 from .forms import CreditAdjustForm, SuspensionForm
-from .models import AuditEntry
+from .models import AuditEntry, StorageSweep
 
 
 def staff_only(view):
@@ -46,6 +46,7 @@ def operations(request):
     figures = metrics.operations()
     return render(request, "ops/operations.html", {
         "section": "operations", "o": figures, "hourly_chart": charts.hourly_chart(figures.jobs_per_hour),
+        "sweep": StorageSweep.objects.first(),
     })
 
 
