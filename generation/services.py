@@ -159,7 +159,8 @@ def _submission_admit(submission: Submission, *, team, user, api_key, webhook_ur
 
 
 def _cached_result(team, request_key: str) -> Job | None:
-    # Within the team only: provenance marks (a later issue) may differ between teams.
+    # Within the team only: a reused video is the same file, watermarked for the first job,
+    # and reusing it across teams would tell one team what another made.
     return (
         Job.objects.filter(team=team, request_key=request_key, state=Job.State.SUCCEEDED)
         .exclude(video="")
