@@ -26,8 +26,9 @@ class VerifyApi(APIView):
         responses={200: OpenApiTypes.OBJECT, **errors(400, 401, 404, 413, 415)},
         description=(
             "Upload a video as `file` (multipart), or give a Framecast `share_url`. Answers whether it carries a "
-            "Framecast watermark (`marked`, `confidence` 0-1) and its C2PA content credentials, if any. Staff also "
-            "get the `job` (id, team, time); a video of the caller's own team gets its `job` id."
+            "Framecast watermark (`marked`, `confidence` 0-1) and its C2PA content credentials, if any. Staff signed "
+            "in (never an API key) also get the `job` (id, team, time); a video of the caller's own team gets its "
+            "`job` id."
         ),
     )
     def post(self, request):
