@@ -72,3 +72,15 @@ def test_a_user_made_in_the_admin_gets_one_personal_team_however_many_requests(c
     for _ in range(3):
         assert client.get("/gallery/").status_code == 200
     assert Membership.objects.filter(user=user).count() == 1
+
+
+@pytest.mark.services
+def test_two_first_requests_at_once_make_one_personal_team(transactional_db):
+    from accounts.services import personal_team_ensure
+
+    from .conftest import at_once
+
+    user = User.objects.create_user(email="erin@example.com", password="correct horse battery")
+    outcomes = at_once(lambda: personal_team_ensure(user=user).team_id, 2)
+    assert len(set(outcomes)) == 1 and all(isinstance(team_id, int) for team_id in outcomes), outcomes
+    assert Membership.objects.filter(user=user).count() == 1
