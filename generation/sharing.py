@@ -8,8 +8,8 @@ is never shared again (`job_take_down`).
 
 import secrets
 
+from django.db.models.functions import Coalesce, Now
 from django.http import Http404
-from django.utils import timezone
 
 from core.errors import Refusal
 
@@ -58,8 +58,7 @@ def job_share_disable(job: Job) -> Job:
 def job_take_down(*, job: Job) -> Job:
     """Staff took the video down after a report: its link dies and it can never be shared
     again. Taking down a video already taken down keeps the first time."""
-    Job.objects.filter(pk=job.pk).update(share_token="")
-    Job.objects.filter(pk=job.pk, taken_down_at__isnull=True).update(taken_down_at=timezone.now())
+    Job.objects.filter(pk=job.pk).update(share_token="", taken_down_at=Coalesce("taken_down_at", Now()))
     job.refresh_from_db(fields=["share_token", "taken_down_at"])
     return job
 
