@@ -6,4 +6,4 @@ class GenerationConfig(AppConfig):
     verbose_name = "Video generation"
 
     def ready(self):
-        from . import content_policy  # noqa: F401 - registers its system check
+        from . import content_policy, signals  # noqa: F401 - register the system check and receivers

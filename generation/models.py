@@ -122,6 +122,9 @@ class Job(models.Model):
     # Set while the video is shared by public link (/s/<token>/): random, unguessable, and
     # cleared to turn sharing off, so that an old link stays dead (generation/sharing.py).
     share_token = models.CharField(max_length=64, blank=True, default="")
+    # Set when staff take the video down after a report (generation.sharing.job_take_down):
+    # it may then never be shared again. The video stays in the team's gallery.
+    taken_down_at = models.DateTimeField(null=True, blank=True)
     inference_seconds = models.FloatField(null=True, blank=True)
     encode_seconds = models.FloatField(null=True, blank=True)
     # What the job cost us: seconds it waited, seconds it held a GPU (claim to end, this

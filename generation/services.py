@@ -160,7 +160,8 @@ def _submission_admit(submission: Submission, *, team, user, api_key, webhook_ur
 
 
 def _cached_result(team, request_key: str) -> Job | None:
-    # Within the team only: provenance marks (a later issue) may differ between teams.
+    # Within the team only: a reused video is the same file, watermarked for the first job,
+    # and reusing it across teams would tell one team what another made.
     return (
         Job.objects.filter(team=team, request_key=request_key, state=Job.State.SUCCEEDED)
         .exclude(video="")
@@ -408,12 +409,11 @@ def jobs_recover_after_restart() -> tuple[int, int]:
 
 
 def job_delete(job: Job) -> None:
-    """Delete an ended job and, once that commits, its files. Raises InvalidTransition for a
-    job still waiting or running (cancel it first)."""
+    """Delete an ended job and, once that commits, its files (generation.signals). Raises
+    InvalidTransition for a job still waiting or running (cancel it first)."""
     with transaction.atomic():
         if not Job.objects.filter(pk=job.pk, state__in=Job.TERMINAL).exists():
             raise InvalidTransition(f"Job {job.pk} has not ended.")
-        jobs_delete_files([job])
         job.delete()
 
 
