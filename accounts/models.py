@@ -1,7 +1,9 @@
 """Users sign in with their email; everything they make belongs to a team.
 
-Every user has a personal team from sign-up on. Teams with several members and roles
-are modelled already (Membership.role) so that team management needs no schema rewrite.
+Every user has a personal team from sign-up on (a user made otherwise, e.g. by
+`createsuperuser`, gets it on their first signed-in request: accounts.selectors). Teams
+with several members and roles are modelled already (Membership.role) so that team
+management needs no schema rewrite.
 """
 
 from django.conf import settings

@@ -73,10 +73,7 @@ def team_delete(*, membership: Membership) -> None:
     team = membership.team
     if team.personal_owner_id is not None:
         raise ValidationError("A personal team cannot be deleted.")
-    from generation.services import jobs_delete_files
-
-    jobs_delete_files(team.jobs.all())
-    team.delete()
+    team.delete()  # its jobs and, once this commits, their files (generation.signals)
 
 
 def _team_member(membership: Membership, target_id: int) -> Membership:

@@ -184,6 +184,10 @@ MEDIA_URL = "/media/"
 # standard AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables or the host's role.
 MEDIA_S3_BUCKET = os.environ.get("MEDIA_S3_BUCKET", "")
 MEDIA_URL_EXPIRE_SECONDS = env_int("MEDIA_URL_EXPIRE_SECONDS", 600)
+# Files no job references (a killed attempt's, a rolled-back submission's) are counted by
+# an hourly sweep and, only with FRAMECAST_ORPHAN_SWEEP_DELETE, removed once this old.
+FRAMECAST_ORPHAN_GRACE_HOURS = env_int("FRAMECAST_ORPHAN_GRACE_HOURS", 24)
+FRAMECAST_ORPHAN_SWEEP_DELETE = env_bool("FRAMECAST_ORPHAN_SWEEP_DELETE", False)
 if MEDIA_S3_BUCKET:
     MEDIA_STORAGE = {
         "BACKEND": "storages.backends.s3.S3Storage",

@@ -14,7 +14,6 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -25,6 +24,7 @@ from core.api_errors import refusal_response
 from core.errors import Refusal
 from core.api_schema import errors
 from core.cleaning import MAX_DEPTH, visible_prompt
+from core.pagination import StrictCursorPagination
 
 from . import catalog, payloads, pools
 from .forms import JobForm
@@ -184,7 +184,7 @@ def _wait_seconds(request) -> float:
     return 0
 
 
-class VideoCursor(CursorPagination):
+class VideoCursor(StrictCursorPagination):
     ordering = "-created_at"
     page_size = 20
     max_page_size = 100

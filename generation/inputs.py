@@ -46,7 +46,17 @@ def remix_params(
         raise InvalidInput(
             "Strength must be a number more than 0 and at most 1.", code="invalid_request", field="strength"
         )
-    return JobParams.from_job(source, prompt=prompt, seed=seed, remix_of=source, strength=float(strength))
+    if catalog.remix_denoising_steps(source.steps, strength) < 1:
+        raise InvalidInput(
+            f"Strength must be at least {catalog.least_remix_strength(source.steps):g} to remix this video: a remix "
+            f"runs strength × steps denoising steps, and {strength:g} × {source.steps} is less than one.",
+            code="invalid_request", field="strength",
+        )
+    # Standard whatever the source's: diffusers' WanVideoToVideoPipeline opens no cache
+    # context, so the fast mode's First-Block Cache fails in it (tests/test_pipeline_fuzz.py).
+    return JobParams.from_job(
+        source, prompt=prompt, seed=seed, speed="standard", remix_of=source, strength=float(strength)
+    )
 
 
 def reference_image_png(data: bytes, *, model_name: str, field: str = "input_image") -> bytes:

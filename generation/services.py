@@ -7,7 +7,6 @@ from decimal import Decimal
 
 from celery import current_app
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -18,6 +17,7 @@ from billing.models import BillingAccount
 from . import catalog, content_policy, events, payloads, pools, webhooks
 from .models import Job
 from .params import JobParams
+from .storage import job_file_store, job_files_delete, job_files_prune, referenced_names
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,8 @@ def _submission_admit(submission: Submission, *, team, user, api_key, webhook_ur
             **(_queue_fields(plan.queue_priority) if state == Job.State.QUEUED else {}),
         )
         if params.input_image:
-            job.input_image.save(f"{job.id}.png", ContentFile(params.input_image), save=True)
+            job.input_image = job_file_store(job.id, "input_image", params.input_image)
+            job.save(update_fields=["input_image"])
         content_policy.decision_link_job(submission.moderation, job)
         ledger.credits_hold(
             account,
@@ -159,7 +160,8 @@ def _submission_admit(submission: Submission, *, team, user, api_key, webhook_ur
 
 
 def _cached_result(team, request_key: str) -> Job | None:
-    # Within the team only: provenance marks (a later issue) may differ between teams.
+    # Within the team only: a reused video is the same file, watermarked for the first job,
+    # and reusing it across teams would tell one team what another made.
     return (
         Job.objects.filter(team=team, request_key=request_key, state=Job.State.SUCCEEDED)
         .exclude(video="")
@@ -174,10 +176,10 @@ def _job_reuse(source: Job, fields: dict) -> Job:
     job = Job(**fields, state=Job.State.SUCCEEDED, price_credits=0, reused_from=source, queued_at=now,
               started_at=now, encoding_at=now, finished_at=now, progress_step=source.steps,
               gpu_seconds=0, cost_usd=Decimal("0"), queue_seconds=0)
-    for field, extension in (("video", "mp4"), ("poster", "jpg"), ("spritesheet", "jpg"), ("input_image", "png")):
+    for field in ("video", "poster", "spritesheet", "input_image"):
         if getattr(source, field):
             with getattr(source, field).open("rb") as original:
-                getattr(job, field).save(f"{job.id}.{extension}", original, save=False)
+                setattr(job, field, job_file_store(job.id, field, original))
     job.save()
     _notify(job, "video.succeeded")
     transaction.on_commit(lambda: events.publish(job.id, payloads.terminal_event(job)))
@@ -328,21 +330,23 @@ def job_start_encoding(job: Job, *, inference_seconds: float) -> Job:
 def job_succeed(
     job: Job, *, video: bytes, poster: bytes, encode_seconds: float, spritesheet: bytes | None = None
 ) -> Job:
-    """Store the files, then mark the job succeeded. If the job was cancelled meanwhile,
-    the files are removed again so that no orphan video is left behind."""
-    storage = Job._meta.get_field("video").storage
-    files = {"video": (video, "mp4"), "poster": (poster, "jpg"), "spritesheet": (spritesheet, "jpg")}
+    """Store the files (under this attempt's names: a retried store replaces them), then
+    mark the job succeeded and remove what earlier attempts left. If the job was cancelled
+    or handed to another attempt meanwhile, this attempt's files are removed again."""
+    files = {"video": video, "poster": poster, "spritesheet": spritesheet}
     names = {
-        field: storage.save(Job._meta.get_field(field).generate_filename(job, f"{job.id}.{extension}"), ContentFile(data))
-        for field, (data, extension) in files.items()
-        if data is not None
+        field: job_file_store(job.pk, field, data, attempt=job.attempts) for field, data in files.items() if data is not None
     }
     try:
-        return _job_end(job.pk, Job.State.SUCCEEDED, expect=owned_by(job), encode_seconds=encode_seconds, **names)
+        done = _job_end(job.pk, Job.State.SUCCEEDED, expect=owned_by(job), encode_seconds=encode_seconds, **names)
     except InvalidTransition:
-        for name in names.values():
+        current = Job.objects.filter(pk=job.pk).first()
+        storage = Job._meta.get_field("video").storage
+        for name in set(names.values()) - (referenced_names(current) if current else set()):
             storage.delete(name)
         raise
+    job_files_prune(done)
+    return done
 
 
 def job_cancel(job_id) -> Job:
@@ -405,28 +409,17 @@ def jobs_recover_after_restart() -> tuple[int, int]:
 
 
 def job_delete(job: Job) -> None:
-    """Delete an ended job and, once that commits, its files. Raises InvalidTransition for a
-    job still waiting or running (cancel it first)."""
+    """Delete an ended job and, once that commits, its files (generation.signals). Raises
+    InvalidTransition for a job still waiting or running (cancel it first)."""
     with transaction.atomic():
         if not Job.objects.filter(pk=job.pk, state__in=Job.TERMINAL).exists():
             raise InvalidTransition(f"Job {job.pk} has not ended.")
-        jobs_delete_files([job])
         job.delete()
 
 
 def jobs_delete_files(jobs) -> None:
-    """Delete the stored files of `jobs` once the surrounding transaction commits (a rolled
-    back deletion must not lose videos)."""
-    names = [
-        name
-        for job in jobs
-        for name in (job.video.name, job.poster.name, job.spritesheet.name, job.input_image.name)
-        if name
-    ]
-    storage = Job._meta.get_field("video").storage
-
-    def delete() -> None:
-        for name in names:
-            storage.delete(name)
-
-    transaction.on_commit(delete)
+    """Delete every file ever stored for `jobs` (every attempt's, not only the ones they
+    reference) once the surrounding transaction commits (a rolled back deletion must not
+    lose videos)."""
+    stored = [(job.pk, referenced_names(job)) for job in jobs]
+    transaction.on_commit(lambda: job_files_delete(stored))

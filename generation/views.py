@@ -22,7 +22,7 @@ from .models import Job
 from .ranges import file_response
 from .selectors import job_for_team
 from .services import InvalidTransition, job_cancel, job_delete, job_quote, job_submit
-from .sharing import NotShareable, job_for_share_token, job_share_disable, job_share_enable, share_url
+from .sharing import NotShareable, job_for_share_token, job_share_disable, job_share_enable, share_url, shared_filename
 from .studio import StudioForm
 
 RECENT_IN_STUDIO = 8
@@ -185,11 +185,12 @@ def _job_file(request, job_id, field: str, content_type: str):
     return _serve(request, job, field, content_type, cache="private, max-age=3600")
 
 
-def _serve(request, job: Job, field: str, content_type: str, *, cache: str):
+def _serve(request, job: Job, field: str, content_type: str, *, cache: str, shared: bool = False):
     file = getattr(job, field)
     if job.state != job.State.SUCCEEDED or not file:
         raise Http404("This video is not ready.")
-    filename = f"framecast-{job.id}.{'mp4' if field == 'video' else 'jpg'}"
+    extension = "mp4" if field == "video" else "jpg"
+    filename = shared_filename(job, extension) if shared else f"framecast-{job.id}.{extension}"
     response = file_response(
         request, file, content_type=content_type, filename=filename, as_attachment=request.GET.get("download") == "1"
     )
@@ -274,9 +275,9 @@ def shared_page(request, token):
 
 @require_GET
 def shared_video(request, token):
-    return _serve(request, job_for_share_token(token), "video", "video/mp4", cache="no-cache")
+    return _serve(request, job_for_share_token(token), "video", "video/mp4", cache="no-cache", shared=True)
 
 
 @require_GET
 def shared_poster(request, token):
-    return _serve(request, job_for_share_token(token), "poster", "image/jpeg", cache="no-cache")
+    return _serve(request, job_for_share_token(token), "poster", "image/jpeg", cache="no-cache", shared=True)

@@ -6,7 +6,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import Perm, require
+from accounts.permissions import Perm, is_staff_member, require
 from accounts.selectors import request_actor
 from core.api_schema import errors
 from core.parsers import FormParser, JSONParser, MultiPartParser
@@ -33,8 +33,9 @@ class VerifyApi(APIView):
         responses={200: OpenApiTypes.OBJECT, **errors(400, 401, 404, 413, 415)},
         description=(
             "Upload a video as `file` (multipart), or give a Framecast `share_url`. Answers whether it carries a "
-            "Framecast watermark (`marked`, `confidence` 0-1) and its C2PA content credentials, if any. Staff also "
-            "get the `job` (id, team, time); a video of the caller's own team gets its `job` id."
+            "Framecast watermark (`marked`, `confidence` 0-1) and its C2PA content credentials, if any. Staff signed "
+            "in (never an API key) also get the `job` (id, team, time); a video of the caller's own team gets its "
+            "`job` id."
         ),
     )
     def post(self, request):
@@ -53,4 +54,5 @@ class VerifyApi(APIView):
             result = verify_share_link(share_url)
         else:
             raise VerifyError("Upload a video as `file` (multipart/form-data), or give a Framecast `share_url`.")
-        return Response(verification_json(result, user=request.user, team=actor.team))
+        staff = is_staff_member(request.user, via_api_key=actor.api_key is not None)
+        return Response(verification_json(result, staff=staff, team=actor.team))

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Membership
 from core.errors import NotAllowed, Refusal
+from generation.sharing import job_take_down
 
 from . import policy
 from .models import ModerationDecision, Review, Suspension, VideoReport
@@ -148,10 +149,7 @@ def decide(item: ModerationDecision | VideoReport, *, by, decision: str, note: s
 
 
 def _take_down(report: VideoReport, *, by, note: str) -> None:
-    from generation.sharing import job_share_disable
-
-    job = report.job
-    job_share_disable(job)
+    job = job_take_down(job=report.job)
     # Every other pending report of the same video is settled by this decision.
     VideoReport.objects.filter(job=job, review=Review.PENDING).update(
         review=Review.TAKEN_DOWN, reviewed_by=by, reviewed_at=timezone.now()
@@ -166,11 +164,6 @@ def _take_down(report: VideoReport, *, by, note: str) -> None:
         + "The video itself stays in your team's gallery. Reply to this mail if you think this is a mistake."
     )
     transaction.on_commit(lambda: send_mail("A shared video was taken down", body, None, owners, fail_silently=True))
-
-
-def is_taken_down(job) -> bool:
-    """Staff took this video down after a report: it must not be shared again."""
-    return VideoReport.objects.filter(job=job, review=Review.TAKEN_DOWN).exists()
 
 
 def report_video(job, *, reason: str, note: str = "", reporter=None) -> VideoReport:

@@ -176,10 +176,10 @@ def verify_share_link(url: str) -> Verification:
         return verify_video(video.read())
 
 
-def verification_json(result: Verification, *, user=None, team=None) -> dict:
+def verification_json(result: Verification, *, staff: bool = False, team=None) -> dict:
     """The verifier's answer. Anyone sees whether the video carries a Framecast mark (and
-    its content credentials); staff also see the job, team and time; the job's own team
-    sees which of its videos it is."""
+    its content credentials); `staff` (accounts.permissions.is_staff_member) also see the
+    job, team and time; the job's own team sees which of its videos it is."""
     body = {
         "marked": result.marked,
         "confidence": round(result.confidence, 3),
@@ -195,7 +195,7 @@ def verification_json(result: Verification, *, user=None, team=None) -> dict:
     if record is None:
         return body
     job = record.job
-    if user is not None and getattr(user, "is_staff", False):
+    if staff:
         body["job"] = {
             "id": str(job.id) if job else None,
             "team": {"id": job.team_id, "name": job.team.name} if job else None,

@@ -85,3 +85,40 @@ def test_wrong_password_is_refused(client, alice):
     response = client.post("/accounts/login/", {"username": "alice@example.com", "password": "wrong"})
     assert response.status_code == 200
     assert "Please enter a correct email and password" in response.content.decode()
+
+
+def test_an_operator_made_by_createsuperuser_can_open_every_team_page(client):
+    """`createsuperuser` skips sign-up; the operator still gets a personal team, so the
+    studio, gallery, team and billing pages work instead of a 403 for a non-member."""
+    from django.core.management import call_command
+
+    call_command("createsuperuser", interactive=False, email="ops@framecast.example", verbosity=0)
+    operator = User.objects.get()
+    assert not Membership.objects.filter(user=operator).exists(), "no team yet"
+    client.force_login(operator)
+    for path in ("/", "/gallery/", "/team/", "/billing/"):
+        response = client.get(path)
+        assert response.status_code == 200, f"{path}: {response.status_code}"
+    [membership] = Membership.objects.filter(user=operator)
+    assert (membership.team, membership.role) == (operator.personal_team, Membership.Role.OWNER)
+    assert operator.personal_team.name == "ops's team"
+
+
+def test_a_user_made_in_the_admin_gets_one_personal_team_however_many_requests(client):
+    user = User.objects.create_user(email="erin@example.com", password="correct horse battery")
+    client.force_login(user)
+    for _ in range(3):
+        assert client.get("/gallery/").status_code == 200
+    assert Membership.objects.filter(user=user).count() == 1
+
+
+@pytest.mark.services
+def test_two_first_requests_at_once_make_one_personal_team(transactional_db):
+    from accounts.services import personal_team_ensure
+
+    from .conftest import at_once
+
+    user = User.objects.create_user(email="erin@example.com", password="correct horse battery")
+    outcomes = at_once(lambda: personal_team_ensure(user=user).team_id, 2)
+    assert len(set(outcomes)) == 1 and all(isinstance(team_id, int) for team_id in outcomes), outcomes
+    assert Membership.objects.filter(user=user).count() == 1
