@@ -11,7 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, Permis
 from django.db import models
 from django.utils import timezone
 
-from core.crypto import EncryptedTextField
+from core import crypto
 
 
 class UserManager(BaseUserManager["User"]):
@@ -64,11 +64,17 @@ def new_webhook_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+def new_webhook_secret_stored() -> str:
+    """A new signing secret as the database keeps it (encrypted, core.crypto)."""
+    return crypto.encrypt(new_webhook_secret())
+
+
 class Team(models.Model):
     name = models.CharField(max_length=100)
-    # Signs the webhooks Framecast sends to this team's endpoints (shown on the keys page);
-    # encrypted at rest (core.crypto), since it must be read back to sign.
-    webhook_secret = EncryptedTextField(default=new_webhook_secret)
+    # Signs the webhooks Framecast sends to this team's endpoints (shown on the keys page).
+    # Encrypted at rest (core.crypto), since it must be read back to sign; decrypted only
+    # when used (the `webhook_secret` property), so a team loads whatever the keys.
+    webhook_secret_stored = models.TextField(db_column="webhook_secret", default=new_webhook_secret_stored)
     # A personal team is the workspace every user gets at sign-up: never shared, never left or deleted.
     personal_owner = models.OneToOneField(
         settings.AUTH_USER_MODEL,
@@ -79,6 +85,14 @@ class Team(models.Model):
     )
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="teams")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    @property
+    def webhook_secret(self) -> str:
+        return crypto.decrypt(self.webhook_secret_stored)
+
+    @webhook_secret.setter
+    def webhook_secret(self, secret: str) -> None:
+        self.webhook_secret_stored = crypto.encrypt(secret)
 
     def __str__(self) -> str:
         return self.name

@@ -118,5 +118,5 @@ def team_rotate_webhook_secret(*, membership: Membership) -> Team:
     require(membership, Perm.MANAGE_KEYS)
     team = membership.team
     team.webhook_secret = new_webhook_secret()
-    team.save(update_fields=["webhook_secret"])
+    team.save(update_fields=["webhook_secret_stored"])
     return team

@@ -18,7 +18,6 @@ from functools import cache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import models
 
 PREFIX = "fc1:"
 
@@ -57,16 +56,3 @@ def decrypt(stored: str) -> str:
 def reencrypt(stored: str) -> str:
     """The same secret under the current first key."""
     return encrypt(decrypt(stored))
-
-
-class EncryptedTextField(models.TextField):
-    """Plain text in Python, `fc1:<token>` in the database."""
-
-    def from_db_value(self, value, expression, connection):
-        return None if value is None else decrypt(value)
-
-    def get_prep_value(self, value):
-        value = super().get_prep_value(value)
-        if value is None or value.startswith(PREFIX):
-            return value
-        return encrypt(value)

@@ -196,6 +196,9 @@ def test_a_real_worker_retrying_a_job_leaves_only_the_retry_s_files(alice, start
         time.sleep(0.2)
         job.refresh_from_db()
     assert job.state == Job.State.SUCCEEDED and job.attempts == 2, job.error_detail
+    # The earlier attempt's files go right after the success is committed.
+    while on_disk(data_dirs, job.id) != referenced(job) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert on_disk(data_dirs, job.id) == referenced(job) and all("-a2." in name for name in referenced(job))
     job_delete(job)  # commits at once: no surrounding test transaction
     assert on_disk(data_dirs, job.id) == set()

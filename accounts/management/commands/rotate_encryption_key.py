@@ -15,8 +15,8 @@ class Command(BaseCommand):
 
         count = 0
         with transaction.atomic():
-            for team in Team.objects.select_for_update().only("pk", "webhook_secret"):
-                # Reading decrypts with any key; the raw update writes under the first one.
-                Team.objects.filter(pk=team.pk).update(webhook_secret=crypto.encrypt(team.webhook_secret))
+            for team in Team.objects.select_for_update().only("pk", "webhook_secret_stored"):
+                # Decrypted with whichever key made it, encrypted again under the first one.
+                Team.objects.filter(pk=team.pk).update(webhook_secret_stored=crypto.reencrypt(team.webhook_secret_stored))
                 count += 1
         self.stdout.write(f"Re-encrypted the webhook secrets of {count} team(s) with the newest key.")
