@@ -88,7 +88,9 @@ def readyz(request):
     body = {"status": "unavailable" if down else "ready", "checks": checks}
     if down:
         body["unavailable"] = down
-    return JsonResponse(body, status=503 if down else 200)
+    from core.outages import RETRY_AFTER_SECONDS  # what the API's own 503s say meanwhile
+
+    return JsonResponse(body, status=503 if down else 200, headers={"Retry-After": str(RETRY_AFTER_SECONDS)} if down else None)
 
 
 def _metrics(request):

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from billing import ledger, pricing, quotas
 from billing.models import BillingAccount
+from core.outages import retrying_while_database_unavailable
 from safety.moderation import decision_link_job, prompt_check
 
 from . import catalog, events, pools, webhooks
@@ -356,10 +357,12 @@ def job_start_encoding(job: Job, *, inference_seconds: float) -> Job:
 
 
 def job_succeed(
-    job: Job, *, video: bytes, poster: bytes, encode_seconds: float, spritesheet: bytes | None = None
+    job: Job, *, video: bytes, poster: bytes, encode_seconds: float, spritesheet: bytes | None = None,
+    retry_seconds: float = 0,
 ) -> Job:
-    """Store the files, then mark the job succeeded. If the job was cancelled meanwhile,
-    the files are removed again so that no orphan video is left behind."""
+    """Store the files, then mark the job succeeded (retrying that for up to
+    `retry_seconds` while the database is away). If the job was cancelled meanwhile, the
+    files are removed again so that no orphan video is left behind."""
     storage = Job._meta.get_field("video").storage
     files = {"video": (video, "mp4"), "poster": (poster, "jpg"), "spritesheet": (spritesheet, "jpg")}
     names = {
@@ -368,8 +371,13 @@ def job_succeed(
         if data is not None
     }
     try:
-        return _job_end(job.pk, Job.State.SUCCEEDED, expect=owned_by(job), encode_seconds=encode_seconds, **names)
+        return retrying_while_database_unavailable(
+            lambda: _job_end(job.pk, Job.State.SUCCEEDED, expect=owned_by(job), encode_seconds=encode_seconds, **names),
+            seconds=retry_seconds, what=f"storing job {job.pk}",
+        )
     except InvalidTransition:
+        if Job.objects.filter(pk=job.pk, state=Job.State.SUCCEEDED, video=names["video"]).exists():
+            return Job.objects.get(pk=job.pk)  # a try whose commit went unanswered did succeed
         for name in names.values():
             storage.delete(name)
         raise
@@ -395,10 +403,11 @@ def job_fail(job_id, *, reason: str, detail: str = "", expect: dict | None = Non
         return None
 
 
-def job_requeue_or_fail(job_id, *, reason: str) -> Job | None:
+def job_requeue_or_fail(job_id, *, reason: str, expect: dict | None = None) -> Job | None:
     """A job whose worker was lost: back to the queue for another attempt, or failed (its
-    credits released) once it has had FRAMECAST_MAX_ATTEMPTS."""
-    job = Job.objects.filter(pk=job_id).first()
+    credits released) once it has had FRAMECAST_MAX_ATTEMPTS. It keeps its place in the
+    queue (its dispatch key) rather than going behind every job that arrived since."""
+    job = Job.objects.filter(pk=job_id, **(expect or {})).first()
     if job is None or job.state not in (Job.State.RUNNING, Job.State.ENCODING):
         return None
     if job.attempts >= settings.FRAMECAST_MAX_ATTEMPTS:
@@ -410,7 +419,7 @@ def job_requeue_or_fail(job_id, *, reason: str) -> Job | None:
     with transaction.atomic():
         try:
             job = job_transition(
-                job.pk, Job.State.QUEUED, expect=owned_by(job), worker="", progress_step=0, **_queue_fields(job.priority)
+                job.pk, Job.State.QUEUED, expect=owned_by(job), worker="", progress_step=0, queued_at=timezone.now()
             )
         except InvalidTransition:
             return None

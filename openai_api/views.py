@@ -19,6 +19,7 @@ from accounts.permissions import Perm, require
 from accounts.selectors import request_actor
 from billing.quotas import SubmissionRefused
 from billing.rate_limits import PlanRequestThrottle, PlanVideoThrottle
+from core import outages
 from core.request_id import current_request_id
 from generation.inputs import remix_params
 from generation.models import Job
@@ -61,6 +62,9 @@ def refusal_error(refusal: SubmissionRefused) -> Response:
 
 
 def exception_handler(error, context):
+    if outages.database_unavailable(error):  # an outage: the SDK retries a 503 after Retry-After
+        headers = {"Retry-After": str(outages.RETRY_AFTER_SECONDS)}
+        return openai_error(503, outages.MESSAGE, code="service_unavailable", headers=headers)
     if isinstance(error, Http404):
         return openai_error(404, str(error) or "No such video.", code="not_found")
     if isinstance(error, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
