@@ -147,6 +147,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             "min_size": min(env_int("DB_POOL_MIN_SIZE", 1), DB_POOL_MAX_SIZE),
             "max_size": DB_POOL_MAX_SIZE,
             "timeout": env_int("DB_POOL_TIMEOUT", 10),
+            # A lost connection is retried with doubling delays until this many seconds,
+            # then afresh at the next request: a database back after a long outage is used
+            # within seconds, not after the last doubling (minutes, by default).
+            "reconnect_timeout": 10,
         }
         # The pool checks a connection before lending it: after an outage it hands out
         # fresh connections, not the ones the outage cut.

@@ -164,16 +164,22 @@ def _settle(job: Job, end) -> None:
     """End the job, retrying while the database is away. If it stays away, the job is
     left to the reaper (no beat names it any more), never raised into the next job."""
     try:
-        retrying_while_database_unavailable(
-            end, seconds=settings.FRAMECAST_DB_RETRY_SECONDS, what=f"ending job {job.id}", on_wait=_troubled
-        )
+        _while_the_database_is_away(end, what=f"ending job {job.id}")
         heartbeat.trouble(None)
     except Exception as error:  # noqa: BLE001 - see above
         logger.error("Job %s left for the reaper: %r", job.id, error, exc_info=not database_unavailable(error))
 
 
-def _troubled(error: Exception) -> None:
-    heartbeat.trouble("the database is unreachable")
+def _while_the_database_is_away(action, *, what: str):
+    """action(), retried with backoff for up to FRAMECAST_DB_RETRY_SECONDS while the
+    database is away; the worker withholds its heartbeat meanwhile."""
+
+    def troubled(error: Exception) -> None:
+        heartbeat.trouble("the database is unreachable")
+
+    return retrying_while_database_unavailable(
+        action, seconds=settings.FRAMECAST_DB_RETRY_SECONDS, what=what, on_wait=troubled
+    )
 
 
 def _denoise(job: Job):
@@ -254,8 +260,9 @@ def _conditioning(job: Job, spec) -> dict:
 def _finish(job: Job, frames) -> None:
     """Encode the MP4, its poster and sprite sheet, store them, and end the job."""
     encode_started = time.monotonic()
-    frames = encode.upscale_for_display(frames)  # small outputs: k×k pixel blocks, at least 128 px
-    frames = provenance.mark_job_frames(job, frames)  # invisible watermark, poster included
+    shown = encode.upscale_for_display(frames)  # small outputs: k×k pixel blocks, at least 128 px
+    # Invisible watermark, poster included; its identifier is recorded (once per job) first.
+    frames = _while_the_database_is_away(lambda: provenance.mark_job_frames(job, shown), what=f"marking job {job.id}")
     video = encode.encode_mp4(frames, fps=job.fps)
     video = provenance.sign_job_video(job, video)  # C2PA credentials, where configured
     poster = encode.poster_jpeg(frames)

@@ -36,7 +36,16 @@ def run_next(self, pool: str) -> None:
         raise Reject(repr(error), requeue=True) from error
 
 
-@shared_task(name="gpu_workers.reap_lost_jobs", ignore_result=True)
+@shared_task(
+    name="gpu_workers.reap_lost_jobs",
+    ignore_result=True,
+    # The database away: try again in 2, 4, 8 s rather than skip a run (a run is harmless
+    # to repeat: every repair is a conditional update).
+    autoretry_for=DATABASE_UNAVAILABLE,
+    max_retries=3,
+    retry_backoff=2,
+    retry_jitter=False,
+)
 def reap_lost_jobs() -> int:
     """Periodic (celery beat): requeue or fail jobs no worker is running any more, move up
     throttled jobs whose slot freed, and wake pools whose queued jobs lack a wake-up."""
