@@ -13,10 +13,9 @@ class SignupForm(forms.Form):
     password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}), strip=False)
 
     def clean_email(self) -> str:
-        email = self.cleaned_data["email"].lower()
-        if User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError("An account with this email already exists. Log in instead.")
-        return email
+        # A taken address is not an error here: that would tell anyone who has an account
+        # (accounts.services.signup_request mails its owner instead).
+        return self.cleaned_data["email"].lower()
 
     def clean(self):
         cleaned = super().clean()

@@ -17,6 +17,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from core.errors import Refusal
+
 from .models import User
 
 VERIFICATION_SALT = "accounts.email-verification"
@@ -28,11 +30,8 @@ IP_FAILURES_FACTOR = 4
 # --- Email verification -----------------------------------------------------
 
 
-class VerificationRefused(Exception):
-    def __init__(self, message: str, *, status: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
+class VerificationRefused(Refusal):
+    """An email verification link that cannot be used (its status says how it fails)."""
 
 
 def email_verification_send(*, user: User, base_url: str) -> None:
@@ -46,6 +45,18 @@ def email_verification_send(*, user: User, base_url: str) -> None:
     message = render_to_string("accounts/email/verify_email.txt", context)
     transaction.on_commit(
         lambda: send_mail("Verify your email for Framecast", message, from_email=None, recipient_list=[user.email])
+    )
+
+
+def signup_attempt_notify(*, user: User, base_url: str) -> None:
+    """Tell the owner of `user`'s address that someone tried to sign up with it (after
+    commit): the sign-up page itself answers as for a new address."""
+    base = base_url.rstrip("/")
+    context = {"email": user.email, "login_url": base + reverse("accounts:login"),
+               "reset_url": base + reverse("accounts:password_reset")}
+    message = render_to_string("accounts/email/signup_attempt.txt", context)
+    transaction.on_commit(
+        lambda: send_mail("Someone tried to sign up with your address", message, from_email=None, recipient_list=[user.email])
     )
 
 

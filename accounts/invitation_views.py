@@ -15,6 +15,7 @@ from .forms import InvitationForm
 from .invitations import (
     InvitationRefused,
     invitation_accept,
+    invitation_addresses,
     invitation_create,
     invitation_for_token,
     invitation_revoke,
@@ -41,10 +42,14 @@ def invitation_page(request, token: str):
         messages.success(request, f"You joined {membership.team.name} as {membership.get_role_display().lower()}.")
         return redirect("generation:studio")
     come_back = {"next": request.get_full_path()}
+    # Signed out, the page (and the sign-up form it links to) shows no full address.
+    inviter, invitee = invitation_addresses(invitation, viewer=user)
     context = {
         "invitation": invitation,
+        "inviter": inviter,
+        "invitee": invitee,
         "login_url": f"{reverse('accounts:login')}?{urlencode(come_back)}",
-        "signup_url": f"{reverse('accounts:signup')}?{urlencode({**come_back, 'email': invitation.email})}",
+        "signup_url": f"{reverse('accounts:signup')}?{urlencode(come_back)}",
     }
     return render(request, "accounts/invitation.html", context)
 

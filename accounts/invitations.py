@@ -17,20 +17,17 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from core.errors import Refusal
+
 from .models import Invitation, Membership, Team, User
 from .permissions import Perm, require, roles_assignable_by
 
 TOKEN_SALT = "accounts.invitation"
 
 
-class InvitationRefused(Exception):
+class InvitationRefused(Refusal):
     """An invitation link that cannot be accepted; `message` is for the invitee, `status`
     the HTTP status that fits."""
-
-    def __init__(self, message: str, *, status: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
 
 
 def invitation_token(invitation: Invitation) -> str:
@@ -51,9 +48,18 @@ def _normalized(email: str) -> str:
     return User.objects.normalize_email(email.strip()).lower()
 
 
-def _masked(email: str) -> str:
+def mask_email(email: str) -> str:
+    """The address as b…@example.com: enough to recognise one's own, not to learn someone's."""
     local, _, domain = email.partition("@")
     return f"{local[:1]}…@{domain}"
+
+
+def invitation_addresses(invitation: Invitation, *, viewer: User | None) -> tuple[str, str]:
+    """(inviter, invitee) as `viewer` may see them: in full only to the invitee signed in;
+    to anyone else holding the link (a forwarded mail, a shared screen) masked."""
+    show = str if viewer is not None and viewer.email.lower() == invitation.email.lower() else mask_email
+    inviter = show(invitation.invited_by.email) if invitation.invited_by else ""
+    return inviter, show(invitation.email)
 
 
 def _send_invitation_mail(invitation: Invitation, *, base_url: str) -> None:
@@ -120,14 +126,14 @@ def _refuse_unless_acceptable(invitation: Invitation, user: User | None) -> None
         expired = timezone.localtime(invitation.expires_at)
         raise InvitationRefused(
             f"This invitation expired on {expired:%d %B %Y at %H:%M %Z}. "
-            f"Ask {invitation.invited_by or 'the team'} for a new one.",
+            f"Ask {invitation_addresses(invitation, viewer=user)[0] or 'the team'} for a new one.",
             status=410,
         )
     if user is None:
         return
     if user.email.lower() != invitation.email.lower():
         raise InvitationRefused(
-            f"This invitation is for {_masked(invitation.email)}, but you are signed in as {user.email}. "
+            f"This invitation is for {mask_email(invitation.email)}, but you are signed in as {user.email}. "
             "Log out and sign in with the invited address.",
             status=403,
         )

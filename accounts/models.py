@@ -1,13 +1,17 @@
 """Users sign in with their email; everything they make belongs to a team.
 
-Every user has a personal team from sign-up on. Teams with several members and roles
-are modelled already (Membership.role) so that team management needs no schema rewrite.
+Every user has a personal team from sign-up on (a user made otherwise, e.g. by
+`createsuperuser`, gets it on their first signed-in request: accounts.selectors). Teams
+with several members and roles are modelled already (Membership.role) so that team
+management needs no schema rewrite.
 """
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.utils import timezone
+
+from core.crypto import EncryptedTextField
 
 
 class UserManager(BaseUserManager["User"]):
@@ -62,8 +66,9 @@ def new_webhook_secret() -> str:
 
 class Team(models.Model):
     name = models.CharField(max_length=100)
-    # Signs the webhooks Framecast sends to this team's endpoints (shown on the keys page).
-    webhook_secret = models.CharField(max_length=100, default=new_webhook_secret)
+    # Signs the webhooks Framecast sends to this team's endpoints (shown on the keys page);
+    # encrypted at rest (core.crypto), since it must be read back to sign.
+    webhook_secret = EncryptedTextField(default=new_webhook_secret)
     # A personal team is the workspace every user gets at sign-up: never shared, never left or deleted.
     personal_owner = models.OneToOneField(
         settings.AUTH_USER_MODEL,

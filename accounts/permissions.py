@@ -6,8 +6,10 @@ Views, API endpoints and services ask `require(membership, Perm.X)`; nothing els
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import wraps
 
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
 
 from .models import ApiKey, Membership, Team, User
 
@@ -97,6 +99,27 @@ def roles_assignable_by(membership: Membership | None) -> list[str]:
 
 
 def is_staff_member(user, *, via_api_key: bool = False) -> bool:
-    """May use the operator dashboard (/staff/): a signed-in, active staff user in the
-    browser. A request made with an API key never may, whoever made the key."""
+    """Counts as Framecast staff (the operator dashboard, the moderation queue, the
+    verifier's staff details): a signed-in, active staff user in the browser. A request
+    made with an API key never does, whoever made the key: a leaked key must not open
+    every team's data."""
     return not via_api_key and bool(getattr(user, "is_authenticated", False) and user.is_active and user.is_staff)
+
+
+def sends_api_key(request) -> bool:
+    """The request carries `Authorization: Bearer ...` (DRF sets `request.auth` only in
+    its own views, so the header itself is what the HTML views see)."""
+    return request.headers.get("Authorization", "").lower().startswith("bearer ")
+
+
+def staff_required(view):
+    """The one staff funnel for every /staff/ page. Anyone else gets 404, as if the page
+    did not exist: its existence is not confirmed to outsiders."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not is_staff_member(request.user, via_api_key=sends_api_key(request)):
+            raise Http404("No such page.")
+        return view(request, *args, **kwargs)
+
+    return wrapped

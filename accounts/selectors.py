@@ -2,15 +2,16 @@
 consumer. Every team-owned object is reached through the team this returns."""
 
 from .models import ApiKey, Membership, Team, User
-from .permissions import Actor
+from .permissions import Actor, Perm, require
 
 ACTIVE_TEAM_SESSION_KEY = "active_team_id"
 
 
 def active_membership(user: User, session) -> Membership | None:
     """The user's membership in the team they are working in: the one chosen in the session
-    if they still belong to it, otherwise their personal team. None for anonymous users.
-    Read on every request, so a role change or a removal takes effect at once."""
+    if they still belong to it, otherwise their personal team (made now for a user who has
+    no team at all). None for anonymous users. Read on every request, so a role change or
+    a removal takes effect at once."""
     if not user.is_authenticated:
         return None
     memberships = Membership.objects.filter(user=user).select_related("team")
@@ -19,7 +20,14 @@ def active_membership(user: User, session) -> Membership | None:
         membership = memberships.filter(team_id=chosen).first()
         if membership is not None:
             return membership
-    return memberships.filter(team__personal_owner=user).first() or memberships.order_by("pk").first()
+    membership = memberships.filter(team__personal_owner=user).first() or memberships.order_by("pk").first()
+    if membership is None:
+        # Created here, where every page, API call and websocket asks, so that no path
+        # (createsuperuser, the admin, a future importer) leaves a user without a team.
+        from .services import personal_team_ensure  # services import teams, which import this module
+
+        membership = personal_team_ensure(user=user)
+    return membership
 
 
 def active_team(user: User, session) -> Team | None:
@@ -48,3 +56,11 @@ def request_actor(request) -> Actor | None:
     if membership is None:
         return None
     return Actor(team=membership.team, user=membership.user, membership=membership)
+
+
+def request_actor_allowed(request, perm: Perm) -> Actor:
+    """The request's actor, who must hold `perm` in its team (else PermissionDenied): the
+    first line of every API view."""
+    actor = request_actor(request)
+    require(actor, perm)
+    return actor

@@ -11,6 +11,8 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core.redirects import safe_next
+
 from . import api_keys, teams
 from .invitations import pending_invitations
 from .models import Membership
@@ -142,7 +144,7 @@ def team_list(request):
 def team_switch(request, team_id: int):
     team = teams.team_switch(user=request.user, session=request.session, team_id=team_id)
     messages.success(request, f"You are now working in {team.name}.")
-    return redirect(request.POST.get("next") or "generation:studio")
+    return redirect(safe_next(request) or "generation:studio")
 
 
 @login_required

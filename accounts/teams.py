@@ -7,6 +7,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import Http404
 
+from core.text import is_blank
+
 from .models import Membership, Team, User, new_webhook_secret
 from .permissions import Perm, require, roles_assignable_by
 from .selectors import ACTIVE_TEAM_SESSION_KEY
@@ -17,7 +19,7 @@ MAX_TEAM_NAME = 100
 
 def _clean_name(name: str) -> str:
     name = (name or "").strip()
-    if not name:
+    if is_blank(name):  # zero-width characters alone show no name either
         raise ValidationError({"name": "Team name is required."})
     if len(name) > MAX_TEAM_NAME:
         raise ValidationError({"name": f"Team name may be at most {MAX_TEAM_NAME} characters."})
@@ -71,10 +73,7 @@ def team_delete(*, membership: Membership) -> None:
     team = membership.team
     if team.personal_owner_id is not None:
         raise ValidationError("A personal team cannot be deleted.")
-    from generation.services import jobs_delete_files
-
-    jobs_delete_files(team.jobs.all())
-    team.delete()
+    team.delete()  # its jobs and, once this commits, their files (generation.signals)
 
 
 def _team_member(membership: Membership, target_id: int) -> Membership:

@@ -1,38 +1,39 @@
 from django.contrib import messages
-from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.forms.forms import NON_FIELD_ERRORS
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from core.redirects import safe_next
 
 from .forms import SignupForm, ThrottledAuthenticationForm
 from .hygiene import VerificationRefused, email_verification_send, email_verify
-from .services import user_signup
-
-
-def _safe_next(request) -> str | None:
-    """The `next` URL (from the form or the query) if it stays on this site."""
-    url = request.POST.get("next") or request.GET.get("next")
-    allowed = url and url_has_allowed_host_and_scheme(
-        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    )
-    return url if allowed else None
+from .services import signup_request
 
 
 @require_http_methods(["GET", "POST"])
 def signup(request):
     if request.user.is_authenticated:
-        return redirect(_safe_next(request) or "generation:studio")
+        return redirect(safe_next(request) or "generation:studio")
     form = SignupForm(request.POST or None, initial={"email": request.GET.get("email", "")})
     if request.method == "POST" and form.is_valid():
-        user = user_signup(email=form.cleaned_data["email"], password=form.cleaned_data["password"])
-        email_verification_send(user=user, base_url=request.build_absolute_uri("/"))
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return redirect(_safe_next(request) or "generation:studio")
-    context = {"form": form, "next": _safe_next(request) or ""}
+        # The same answer for a new and a taken address (no log-in here, which would say which).
+        signup_request(email=form.cleaned_data["email"], password=form.cleaned_data["password"],
+                       base_url=request.build_absolute_uri("/"))
+        come_back = safe_next(request)
+        return redirect(reverse("accounts:signup_done") + (f"?{urlencode({'next': come_back})}" if come_back else ""))
+    context = {"form": form, "next": safe_next(request) or ""}
     return render(request, "accounts/signup.html", context, status=400 if form.errors else 200)
+
+
+@require_GET
+def signup_done(request):
+    come_back = safe_next(request)
+    login_url = reverse("accounts:login") + (f"?{urlencode({'next': come_back})}" if come_back else "")
+    return render(request, "accounts/signup_done.html", {"login_url": login_url})
 
 
 class LoginView(auth_views.LoginView):
@@ -66,4 +67,4 @@ def verify_email_resend(request):
     else:
         email_verification_send(user=request.user, base_url=request.build_absolute_uri("/"))
         messages.success(request, f"We sent a new verification link to {request.user.email}.")
-    return redirect(_safe_next(request) or "generation:studio")
+    return redirect(safe_next(request) or "generation:studio")

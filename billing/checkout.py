@@ -8,18 +8,15 @@ payment went through (billing.webhooks)."""
 from accounts.hygiene import email_verified_required_message
 from accounts.models import Membership
 from accounts.permissions import Perm, require
+from core.errors import Refusal
 
 from .ledger import account_for_team
 from .models import BillingAccount, CreditPack, Plan
 from .stripe_client import stripe_client, stripe_configured
 
 
-class BillingRefused(Exception):
+class BillingRefused(Refusal):
     """A billing action that cannot be done as asked; the message says why and what to do."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
 
 def require_billing_manager(membership: Membership | None, *, paying: bool = True) -> None:

@@ -129,7 +129,9 @@ def credits_adjust(team, *, amount: int, actor: str, note: str) -> CreditEntry:
     )
 
 
-def credits_hold(account: BillingAccount, *, job_id, price: int, video_seconds: float, api_key_id=None) -> JobCharge:
+def credits_hold(
+    account: BillingAccount, *, job_id, price: int, video_seconds: float, api_key_id=None, member_id=None
+) -> JobCharge:
     """Hold a job's price on a locked account: plan credits first, then purchased ones.
     Plans with metered overage may hold less than the price; the rest is billed as usage."""
     available = account.available
@@ -147,6 +149,7 @@ def credits_hold(account: BillingAccount, *, job_id, price: int, video_seconds: 
         overage_credits=price - covered,
         video_seconds=video_seconds,
         via_api_key_id=api_key_id,
+        member_id=member_id,
     )
     _append(account, Kind.HOLD, subscription=-from_subscription, purchased=-from_purchased, held=covered, job_id=job_id)
     return charge

@@ -193,6 +193,8 @@ class JobCharge(models.Model):
     overage_credits = models.PositiveIntegerField(default=0)
     video_seconds = models.FloatField()
     via_api_key_id = models.BigIntegerField(null=True, blank=True)
+    # The member who submitted the job (its usage row), kept after the job is deleted.
+    member_id = models.BigIntegerField(null=True, blank=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.HELD, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     settled_at = models.DateTimeField(null=True, blank=True)

@@ -71,3 +71,19 @@ def check_submission(account: BillingAccount, request: Request) -> None:
             status=402,
             code="insufficient_credits",
         )
+
+
+def check_admission(plan, *, active: int, waiting: int) -> bool:
+    """The plan's concurrency rule for a team with `active` jobs queued or running and
+    `waiting` throttled: True if a new job must wait its turn (throttled), False if it may
+    be queued now. Raises SubmissionRefused (429) when the backlog is full too."""
+    if active < plan.concurrent_jobs:
+        return False
+    if waiting >= plan.backlog:
+        raise SubmissionRefused(
+            f"The team already has {plan.concurrent_jobs} job(s) running and {plan.backlog} waiting, "
+            f"the most the {plan.name} plan allows. Wait for one to finish, or upgrade your plan.",
+            status=429,
+            code="backlog_full",
+        )
+    return True

@@ -105,13 +105,12 @@ def _rows(charges, field: str) -> list[dict]:
 def usage_this_period(account: BillingAccount, *, since=None) -> tuple[list[UsageRow], list[UsageRow]]:
     """Credits spent and video-seconds made by succeeded jobs since `since`, per member and
     per API key."""
-    from accounts.models import ApiKey
-    from generation.models import Job
+    from accounts.models import ApiKey, User
 
     charges = JobCharge.objects.filter(account=account, state=JobCharge.State.CAPTURED)
     if since is not None:
         charges = charges.filter(settled_at__gte=since)
-    creator = Job.objects.filter(pk=OuterRef("job_id")).values("created_by__email")[:1]
+    creator = User.objects.filter(pk=OuterRef("member_id")).values("email")[:1]
     by_member = [
         UsageRow(row["member"] or "(former member)", row["jobs"], row["credits"], row["video_seconds"])
         for row in _rows(charges.annotate(member=Subquery(creator)), "member")

@@ -11,6 +11,7 @@ Stripe delivers events at least once and in no particular order. So:
 
 import json
 import logging
+import time
 
 import stripe
 from django.conf import settings
@@ -30,6 +31,10 @@ logger = logging.getLogger(__name__)
 RENEWING_INVOICES = {"subscription_create", "subscription_cycle", "subscription_update"}
 
 
+# How far a signature's timestamp may be from now, either way (the SDK's default, 300 s).
+SIGNATURE_TOLERANCE_SECONDS = stripe.Webhook.DEFAULT_TOLERANCE
+
+
 class WebhookRejected(Exception):
     """Not a request Stripe signed with our secret: answered 400, nothing recorded."""
 
@@ -45,10 +50,25 @@ def event_verify(*, payload: bytes, signature: str) -> dict:
         raise WebhookRejected(f"The Stripe-Signature header does not match this payload: {error}") from None
     except ValueError:
         raise WebhookRejected("The payload is not a JSON Stripe event.") from None
+    _refuse_future_timestamp(signature)
     event = json.loads(payload)
     if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
         raise WebhookRejected("The payload is not a Stripe event (it has no id or type).")
     return event
+
+
+def _refuse_future_timestamp(signature: str) -> None:
+    """The SDK refuses a signature older than the tolerance but not one dated ahead of it,
+    which would stay replayable until that date: refuse that side too. (The signature is
+    verified, so its first `t=`, read as the SDK reads it, is Stripe's.)"""
+    items = [item.split("=", 2) for item in signature.split(",")]
+    timestamp = int(next(item[1] for item in items if item[0] == "t"))
+    ahead = timestamp - time.time()
+    if ahead > SIGNATURE_TOLERANCE_SECONDS:
+        raise WebhookRejected(
+            f"The Stripe-Signature timestamp is {ahead:.0f} s in the future, more than the "
+            f"{SIGNATURE_TOLERANCE_SECONDS} s tolerance (check this server's clock)."
+        )
 
 
 def event_process(event: dict) -> tuple[StripeEvent, bool]:

@@ -1,5 +1,6 @@
 from django.urls import path, re_path
 
+from billing import api as billing_api
 from generation import api
 from safety import api as safety_api
 
@@ -14,8 +15,8 @@ urlpatterns = [
     path("videos/<uuid:job_id>/remix", api.VideoRemix.as_view(), name="video_remix"),
     path("videos/<uuid:job_id>/spritesheet", api.VideoSpritesheet.as_view(), name="video_spritesheet"),
     path("models", api.ModelList.as_view(), name="models"),
-    path("account", api.AccountView.as_view(), name="account"),
-    path("usage", api.UsageView.as_view(), name="usage"),
+    path("account", billing_api.AccountView.as_view(), name="account"),
+    path("usage", billing_api.UsageView.as_view(), name="usage"),
     path("verify", safety_api.VerifyApi.as_view(), name="verify"),
     re_path(r"^[\s\S]*$", api.NotFound.as_view()),  # [\s\S]: even a path with a newline
 ]

@@ -29,6 +29,7 @@ app.conf.beat_schedule = {
     "retry-webhooks": {"task": "generation.retry_webhooks", "schedule": 15.0, "options": {"expires": 15}},
     "billing.report_usage": {"task": "billing.report_usage", "schedule": 60.0, "options": {"expires": 60}},
     "ops.refresh_rollups": {"task": "ops.refresh_rollups", "schedule": 300.0, "options": {"expires": 300}},
+    "ops.sweep_orphan_files": {"task": "ops.sweep_orphan_files", "schedule": 3600.0, "options": {"expires": 3600}},
 }
 
 

@@ -100,7 +100,7 @@ def readyz(request):
 
 
 def _metrics(request):
-    from .metrics import metrics
+    from ops.prometheus import metrics
 
     return metrics(request)
 

@@ -85,11 +85,15 @@ INSTALLED_APPS = [
     "safety",
 ]
 
+# The content policy every submission passes first (generation.content_policy): generation
+# sits below safety in the layers, so the composition root names it here.
+FRAMECAST_CONTENT_POLICY = "safety.moderation"
+
 MIDDLEWARE = [
     "core.request_id.RequestIdMiddleware",
     # A request the database cannot serve answers 503, not 500 (also handler500 in urls).
     "core.outages.DatabaseOutageMiddleware",
-    "config.metrics.RequestMetricsMiddleware",
+    "ops.prometheus.RequestMetricsMiddleware",
     "config.security.ContentSecurityPolicyMiddleware",
     # /healthz, /readyz, /metrics: before host validation and the HTTPS redirect.
     "config.health.OperationsEndpointsMiddleware",
@@ -202,6 +206,10 @@ MEDIA_URL = "/media/"
 # standard AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables or the host's role.
 MEDIA_S3_BUCKET = os.environ.get("MEDIA_S3_BUCKET", "")
 MEDIA_URL_EXPIRE_SECONDS = env_int("MEDIA_URL_EXPIRE_SECONDS", 600)
+# Files no job references (a killed attempt's, a rolled-back submission's) are counted by
+# an hourly sweep and, only with FRAMECAST_ORPHAN_SWEEP_DELETE, removed once this old.
+FRAMECAST_ORPHAN_GRACE_HOURS = env_int("FRAMECAST_ORPHAN_GRACE_HOURS", 24)
+FRAMECAST_ORPHAN_SWEEP_DELETE = env_bool("FRAMECAST_ORPHAN_SWEEP_DELETE", False)
 if MEDIA_S3_BUCKET:
     MEDIA_STORAGE = {
         "BACKEND": "storages.backends.s3.S3Storage",
@@ -299,6 +307,13 @@ FRAMECAST_PUBLIC_URL = os.environ.get("FRAMECAST_PUBLIC_URL", "http://127.0.0.1:
 FRAMECAST_PREVIEW_MIN_SECONDS = float(os.environ.get("FRAMECAST_PREVIEW_MIN_SECONDS", "1.0"))
 # Customer webhooks may only target public addresses, unless this is on (development, tests).
 FRAMECAST_WEBHOOKS_ALLOW_PRIVATE = env_bool("FRAMECAST_WEBHOOKS_ALLOW_PRIVATE", False)
+# Only loopback endpoints are ever looked up or sent to (the test suite sets it: generated
+# webhook URLs naming public hosts must not leave the machine). Others get a recorded
+# attempt saying so.
+FRAMECAST_WEBHOOKS_LOOPBACK_ONLY = env_bool("FRAMECAST_WEBHOOKS_LOOPBACK_ONLY", False)
+# Fernet keys for secrets stored encrypted (core/crypto.py), newest first; unset: derived
+# from SECRET_KEY.
+FRAMECAST_ENCRYPTION_KEYS = env_list("FRAMECAST_ENCRYPTION_KEYS", "")
 FRAMECAST_MODELS_DIR = Path(os.environ.get("FRAMECAST_MODELS_DIR", DATA_DIR / "models")).resolve()
 # framecast-toy (trained, shipped in gpu_workers/weights/; its model card is the README.md
 # there) draws what the prompt says within its world of coloured shapes; framecast-tiny

@@ -11,7 +11,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from .errors import Refusal
+from .errors import Refusal, as_refusal
 from .outages import MESSAGE as UNAVAILABLE_MESSAGE
 from .outages import RETRY_AFTER_SECONDS, database_unavailable
 from .request_id import current_request_id
@@ -46,13 +46,6 @@ def error_response(
 def refusal_response(refusal: Refusal, *, headers=None) -> Response:
     """The REST API's answer to a domain refusal: its status, its code as `error.type`."""
     return error_response(refusal.status, refusal.message, fields=refusal.fields, headers=headers, error_type=refusal.code)
-
-
-def as_refusal(error: DjangoValidationError) -> Refusal:
-    """A Django ValidationError (a model or form rule) as a 400 refusal naming its fields."""
-    if hasattr(error, "error_dict"):
-        return Refusal.from_fields(error.message_dict)
-    return Refusal(error.messages[0] if error.messages else "Invalid request.")
 
 
 def _flatten(detail) -> dict[str, list[str]]:

@@ -1,7 +1,7 @@
 """The domain's one "no": a refusal that names the problem, says how to fix it, and knows
 how the API answers it. Services raise a subclass; views never build the answer by hand:
 core.api_errors maps it for the REST API, openai_api for OpenAI's shape, and forms take it
-with `form_refusal` (studio and HTML pages)."""
+with `RefusalFormMixin.add_refusal` (studio and HTML pages)."""
 
 
 class Refusal(Exception):
@@ -37,6 +37,13 @@ class Refusal(Exception):
         return cls(next(iter(fields.values()))[0], fields=fields, **kwargs)
 
 
+def as_refusal(error) -> Refusal:
+    """A Django ValidationError (a model or form rule) as a 400 refusal naming its fields."""
+    if hasattr(error, "error_dict"):
+        return Refusal.from_fields(error.message_dict)
+    return Refusal(error.messages[0] if error.messages else "Invalid request.")
+
+
 class InvalidInput(Refusal):
     """The request itself is malformed or out of range (400)."""
 
@@ -48,7 +55,12 @@ class NotAllowed(Refusal):
     code = "permission_denied"
 
 
-def form_refusal(form, refusal: Refusal) -> None:
-    """Show a refusal on the form that made the request (on its field when the form has it)."""
-    field = refusal.field if refusal.field in getattr(form, "fields", {}) else None
-    form.add_error(field, refusal.message)
+class RefusalFormMixin:
+    """For Django forms that submit to a service: show its refusal on the form, on the
+    field it names when the form has that field (else at the top)."""
+
+    def refusal_field(self, field: str | None) -> str | None:
+        return field if field in self.fields else None
+
+    def add_refusal(self, refusal: Refusal) -> None:
+        self.add_error(self.refusal_field(refusal.field), refusal.message)

@@ -1,57 +1,62 @@
 """REST API v1 for videos: thin views over generation.services, authenticated by API key
 or browser session, always acting for one team through `request_actor`."""
 
-import hashlib
 import json
 import time
-from datetime import timedelta
 from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
 from django.http import Http404
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import Perm, require
-from accounts.selectors import request_actor
-from billing.ledger import account_for_team
-from billing.quotas import SubmissionRefused
+from accounts.permissions import Perm
+from accounts.selectors import request_actor_allowed
 from billing.rate_limits import PlanRequestThrottle, PlanVideoThrottle
-from billing.usage import period_start, usage_this_period
-from core.api_errors import error_response
+from core.api_errors import refusal_response
+from core.errors import Refusal
 from core.api_schema import errors
+from core.pagination import StrictCursorPagination
 
-from . import catalog, pools
+from . import catalog, payloads, pools
 from .forms import JobForm
 from .inputs import DEFAULT_REMIX_STRENGTH, remix_params
 from .ranges import file_response
-from .models import IdempotencyRecord, Job
-from .selectors import job_eta_seconds, job_for_team, job_queue_position
+from .idempotency import HEADER as IDEMPOTENCY_KEY
+from .idempotency import respond_once
+from .models import Job
+from .selectors import job_for_team
 from .services import InvalidTransition, job_cancel, job_delete, job_submit
 from .webhooks import validate_webhook_url
 
-IDEMPOTENCY_WINDOW = timedelta(hours=24)
 MAX_WAIT_SECONDS = 60
 
 
+class ProgressSerializer(serializers.Serializer):
+    step = serializers.IntegerField()
+    steps = serializers.IntegerField()
+    percent = serializers.IntegerField()
+    eta_seconds = serializers.FloatField(allow_null=True)
+
+
 class VideoSerializer(serializers.ModelSerializer):
+    """The video object: its fields are documented here, its values built by
+    generation.payloads.video (shared with webhooks)."""
+
     status = serializers.CharField(source="state")
     model = serializers.CharField(source="model_name")
-    progress = serializers.SerializerMethodField()
-    queue_position = serializers.SerializerMethodField()
+    progress = ProgressSerializer()
+    queue_position = serializers.IntegerField(allow_null=True, help_text="1 = next to start on its pool; null once it runs.")
     error = serializers.CharField(source="error_message")
-    content_url = serializers.SerializerMethodField()
+    content_url = serializers.URLField(allow_null=True)
     remixed_from = serializers.UUIDField(source="remixed_from_id", allow_null=True)
-    has_input_image = serializers.SerializerMethodField()
+    has_input_image = serializers.BooleanField()
 
     class Meta:
         model = Job
@@ -61,34 +66,10 @@ class VideoSerializer(serializers.ModelSerializer):
             "content_url", "remixed_from", "strength", "has_input_image",
         ]
 
-    def get_progress(self, job) -> dict:
-        return {
-            "step": job.progress_step,
-            "steps": job.steps,
-            "percent": round(100 * job.progress_step / job.steps) if job.steps else 0,
-            "eta_seconds": job_eta_seconds(job),
-        }
-
-    def get_has_input_image(self, job) -> bool:
-        return bool(job.input_image)
-
-    def get_queue_position(self, job) -> int | None:
-        """1 = next to start on its pool; None once it runs (or while throttled)."""
-        return job_queue_position(job)
-
-    def get_content_url(self, job) -> str | None:
-        if job.state != Job.State.SUCCEEDED:
-            return None
-        path = reverse("api:video_content", args=[job.id])
+    def to_representation(self, job) -> dict:
         request = self.context.get("request")
-        # Webhooks have no request to take the host from.
-        return request.build_absolute_uri(path) if request else settings.FRAMECAST_PUBLIC_URL.rstrip("/") + path
-
-
-def _actor(request, perm: Perm):
-    actor = request_actor(request)
-    require(actor, perm)
-    return actor
+        base_url = request.build_absolute_uri("/") if request else settings.FRAMECAST_PUBLIC_URL
+        return payloads.video(job, base_url=base_url)
 
 
 class VideoCreateSerializer(serializers.Serializer):
@@ -172,7 +153,7 @@ def _webhook_and_metadata(data) -> dict:
 
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key",
+    IDEMPOTENCY_KEY,
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     description="Retries with the same key and body within 24 h return the first response and create nothing.",
@@ -185,10 +166,6 @@ PREFER_HEADER = OpenApiParameter(
 )
 
 
-def _request_hash(data) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def _wait_seconds(request) -> float:
     for part in request.headers.get("Prefer", "").split(","):
         name, _, value = part.strip().partition("=")
@@ -197,7 +174,7 @@ def _wait_seconds(request) -> float:
     return 0
 
 
-class VideoCursor(CursorPagination):
+class VideoCursor(StrictCursorPagination):
     ordering = "-created_at"
     page_size = 20
     max_page_size = 100
@@ -257,7 +234,7 @@ class VideoListCreate(APIView):
         },
     )
     def get(self, request):
-        actor = _actor(request, Perm.VIEW)
+        actor = request_actor_allowed(request, Perm.VIEW)
         jobs = _filtered(Job.objects.filter(team=actor.team), request.query_params)
         paginator = VideoCursor()
         page = paginator.paginate_queryset(jobs, request, view=self)
@@ -276,67 +253,23 @@ class VideoListCreate(APIView):
         responses={201: VideoSerializer, 200: VideoSerializer, **errors(400, 401, 402, 403, 404, 409, 422, 429)},
     )
     def post(self, request):
-        actor = _actor(request, Perm.GENERATE)
+        actor = request_actor_allowed(request, Perm.GENERATE)
         if not isinstance(request.data, dict):
-            return error_response(400, "The request body must be a JSON object of the video's fields.")
-        key = request.headers.get("Idempotency-Key", "").strip()
-        if not key:
-            response = self._create(request, actor)
-        else:
-            response = self._create_once(request, actor, key)
+            raise Refusal("The request body must be a JSON object of the video's fields.")
+        response = respond_once(request, team=actor.team, respond=lambda: self._create(request, actor), refused=refusal_response)
         wait = _wait_seconds(request)
         if wait and response.status_code == status.HTTP_201_CREATED:
             response = self._wait_for_end(request, response.data["id"], wait)
         return response
 
     def _create(self, request, actor) -> Response:
-        try:
-            _scalars_only(request.data)
-            data = _with_frames_from_duration(request.data)
-        except DjangoValidationError as error:
-            fields = error.message_dict
-            return error_response(400, next(iter(fields.values()))[0], fields=fields)
-        form = JobForm(data=data)
+        _scalars_only(request.data)
+        form = JobForm(data=_with_frames_from_duration(request.data))
         if not form.is_valid():
-            fields = {field: list(messages) for field, messages in form.errors.items()}
-            return error_response(400, next(iter(fields.values()))[0], fields=fields)
-        try:
-            extra = _webhook_and_metadata(request.data)
-        except DjangoValidationError as error:
-            fields = error.message_dict
-            return error_response(400, next(iter(fields.values()))[0], fields=fields)
-        try:
-            job = job_submit(team=actor.team, user=actor.user, params=form.params(), api_key=actor.api_key, **extra)
-        except SubmissionRefused as refusal:
-            fields = {refusal.field: [refusal.message]} if refusal.field else None
-            return error_response(refusal.status, refusal.message, fields=fields, error_type=refusal.code)
+            raise Refusal.from_fields(form.errors)
+        extra = _webhook_and_metadata(request.data)
+        job = job_submit(team=actor.team, user=actor.user, params=form.params(), api_key=actor.api_key, **extra)
         return Response(VideoSerializer(job, context={"request": request}).data, status=status.HTTP_201_CREATED)
-
-    def _create_once(self, request, actor, key: str) -> Response:
-        if len(key) > 255:
-            return error_response(400, "Idempotency-Key may be at most 255 characters.", fields={"Idempotency-Key": ["too long"]})
-        digest = _request_hash(request.data)
-        IdempotencyRecord.objects.filter(
-            team=actor.team, key=key, created_at__lt=timezone.now() - IDEMPOTENCY_WINDOW
-        ).delete()
-        try:
-            with transaction.atomic():
-                # The insert takes the key: a concurrent twin blocks here until this commits.
-                record = IdempotencyRecord.objects.create(team=actor.team, key=key, request_hash=digest)
-                response = self._create(request, actor)
-                record.response_status = response.status_code
-                record.response_body = response.data
-                record.save(update_fields=["response_status", "response_body"])
-                return response
-        except IntegrityError:
-            record = IdempotencyRecord.objects.get(team=actor.team, key=key)
-        if record.request_hash != digest:
-            return error_response(
-                422,
-                "This Idempotency-Key was used with a different request body; use a new key for a new request.",
-                error_type="idempotency_key_reused",
-            )
-        return Response(record.response_body, status=record.response_status, headers={"Idempotent-Replayed": "true"})
 
     def _wait_for_end(self, request, job_id, seconds: float) -> Response:
         """`Prefer: wait=N` (as Replicate's API): poll the job row until it ends or time is up."""
@@ -352,24 +285,24 @@ class VideoListCreate(APIView):
 class VideoDetail(APIView):
     @extend_schema(operation_id="get_video", responses={200: VideoSerializer, **errors(401, 403, 404)})
     def get(self, request, job_id):
-        actor = _actor(request, Perm.VIEW)
+        actor = request_actor_allowed(request, Perm.VIEW)
         job = job_for_team(actor.team, job_id)
         return Response(VideoSerializer(job, context={"request": request}).data)
 
     @extend_schema(operation_id="delete_video", responses={204: None, **errors(401, 403, 404, 409)})
     def delete(self, request, job_id):
         """Delete a finished video and its files (the credit history keeps its record)."""
-        actor = _actor(request, Perm.GENERATE)
+        actor = request_actor_allowed(request, Perm.GENERATE)
         job = job_for_team(actor.team, job_id)
         try:
             job_delete(job)
         except InvalidTransition:
-            return error_response(409, f"The job is {job.state}; cancel it before deleting it.")
+            raise Refusal(f"The job is {job.state}; cancel it before deleting it.", status=409, code="conflict") from None
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 def _file_response(request, job_id, field: str, content_type: str, extension: str):
-    actor = _actor(request, Perm.VIEW)
+    actor = request_actor_allowed(request, Perm.VIEW)
     job = job_for_team(actor.team, job_id)
     file = getattr(job, field)
     if job.state != Job.State.SUCCEEDED or not file:
@@ -424,19 +357,17 @@ class VideoRemix(APIView):
         responses={201: VideoSerializer, **errors(400, 401, 402, 403, 404, 409, 429)},
     )
     def post(self, request, job_id):
-        actor = _actor(request, Perm.GENERATE)
+        actor = request_actor_allowed(request, Perm.GENERATE)
         source = job_for_team(actor.team, job_id)
         body = RemixSerializer(data=request.data if isinstance(request.data, dict) else {})
-        if not body.is_valid():
-            fields = {field: [str(message) for message in messages] for field, messages in body.errors.items()}
-            return error_response(400, next(iter(fields.values()))[0], fields=fields)
-        try:
+        body.is_valid(raise_exception=True)
+
+        def remix() -> Response:
             params = remix_params(source, **body.validated_data)
             job = job_submit(team=actor.team, user=actor.user, params=params, api_key=actor.api_key)
-        except SubmissionRefused as refusal:
-            fields = {refusal.field: [refusal.message]} if refusal.field else None
-            return error_response(refusal.status, refusal.message, fields=fields, error_type=refusal.code)
-        return Response(VideoSerializer(job, context={"request": request}).data, status=status.HTTP_201_CREATED)
+            return Response(VideoSerializer(job, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+        return respond_once(request, team=actor.team, respond=remix, refused=refusal_response)
 
 
 class VideoCancel(APIView):
@@ -447,12 +378,12 @@ class VideoCancel(APIView):
         operation_id="cancel_video", request=None, responses={200: VideoSerializer, **errors(401, 403, 404, 409)}
     )
     def post(self, request, job_id):
-        actor = _actor(request, Perm.GENERATE)
+        actor = request_actor_allowed(request, Perm.GENERATE)
         job = job_for_team(actor.team, job_id)
         try:
             job = job_cancel(job.id)
         except InvalidTransition:
-            return error_response(409, f"The job has already ended ({job.state}); there is nothing to cancel.")
+            raise Refusal(f"The job has already ended ({job.state}); there is nothing to cancel.", status=409, code="conflict") from None
         return Response(VideoSerializer(job, context={"request": request}).data)
 
 
@@ -461,7 +392,7 @@ class ModelList(APIView):
 
     @extend_schema(operation_id="list_models", responses={200: OpenApiTypes.OBJECT, **errors(401, 403)})
     def get(self, request):
-        _actor(request, Perm.VIEW)
+        request_actor_allowed(request, Perm.VIEW)
         return Response({"data": [model_json(spec) for spec in catalog.available_models()]})
 
 
@@ -479,63 +410,6 @@ def model_json(spec) -> dict:
         "pipeline": spec.pipeline,
         "pool": next((pool.name for pool in pools.pools_for_model(spec.name)), None),
     }
-
-
-class AccountView(APIView):
-    """The team this key acts for: its plan, limits and balance."""
-
-    @extend_schema(operation_id="get_account", responses={200: OpenApiTypes.OBJECT, **errors(401, 403)})
-    def get(self, request):
-        actor = _actor(request, Perm.VIEW)
-        account = account_for_team(actor.team)
-        plan = account.plan
-        return Response(
-            {
-                "team": {"id": actor.team.pk, "name": actor.team.name},
-                "plan": {
-                    "id": plan.slug,
-                    "name": plan.name,
-                    "status": account.status,
-                    "current_period_end": account.current_period_end,
-                    "limits": {
-                        "max_side": plan.max_side,
-                        "max_duration_seconds": plan.max_duration_seconds,
-                        "max_steps": plan.max_steps,
-                        "concurrent_jobs": plan.concurrent_jobs,
-                        "backlog": plan.backlog,
-                        "api_access": plan.api_access,
-                        "metered_overage": plan.metered_overage,
-                    },
-                },
-                "balance": {
-                    "available": account.available,
-                    "plan_credits": account.subscription_credits,
-                    "purchased_credits": account.purchased_credits,
-                    "held": account.held_credits,
-                },
-            }
-        )
-
-
-class UsageView(APIView):
-    """This period's credits and video-seconds, per member and per API key."""
-
-    @extend_schema(operation_id="get_usage", responses={200: OpenApiTypes.OBJECT, **errors(401, 403)})
-    def get(self, request):
-        actor = _actor(request, Perm.VIEW)
-        account = account_for_team(actor.team)
-        since = period_start(account)
-        by_member, by_key = usage_this_period(account, since=since)
-
-        def rows(usage, label):
-            return [
-                {label: row.label, "videos": row.jobs, "credits": row.credits, "video_seconds": round(row.video_seconds, 3)}
-                for row in usage
-            ]
-
-        return Response(
-            {"period_start": since, "by_member": rows(by_member, "member"), "by_api_key": rows(by_key, "api_key")}
-        )
 
 
 class NotFound(APIView):

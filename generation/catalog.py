@@ -173,3 +173,18 @@ def shape_errors(
     if not spec.supports_speed(speed):
         errors["speed"] = f"{spec.name} offers only the speeds {', '.join(spec.speeds)} (got {speed})."
     return errors
+
+
+def remix_denoising_steps(steps: int, strength: float) -> int:
+    """The denoising steps a remix runs, computed as diffusers' WanVideoToVideoPipeline
+    does (`get_timesteps`: int(steps × strength), rounded down, float error included).
+    Zero steps make the pipeline fail with a reshape error after taking a worker."""
+    return min(int(steps * strength), steps)
+
+
+def least_remix_strength(steps: int) -> float:
+    """The smallest strength, in hundredths, that gives a remix of `steps` one step."""
+    hundredths = -(-100 // steps)
+    while remix_denoising_steps(steps, hundredths / 100) < 1:
+        hundredths += 1
+    return hundredths / 100

@@ -5,7 +5,7 @@ from django.http import Http404
 from accounts.api_keys import InvalidApiKey, apikey_authenticate
 from accounts.selectors import active_team
 
-from . import events
+from . import events, payloads
 from .selectors import job_for_team
 
 # Close codes (4000-4999 are the application's): the browser sees why it was refused.
@@ -68,7 +68,7 @@ class JobProgressConsumer(AsyncJsonWebsocketConsumer):
             job = job_for_team(team, job_id)
         except Http404:
             return None
-        return events.events_for_state(job)
+        return payloads.events_for_state(job)
 
     async def disconnect(self, code):
         if self.group:

@@ -2,12 +2,15 @@
 
 from django import forms
 
+from core.errors import RefusalFormMixin
+from core.text import is_blank
+
 from . import catalog, pools
 from .models import Speed
-from .services import JobParams
+from .params import JobParams
 
 
-class JobForm(forms.Form):
+class JobForm(RefusalFormMixin, forms.Form):
     prompt = forms.CharField(
         max_length=catalog.MAX_PROMPT_CHARS,
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "A red fox running through fresh snow at dawn"}),
@@ -44,7 +47,7 @@ class JobForm(forms.Form):
 
     def clean_prompt(self) -> str:
         prompt = self.cleaned_data["prompt"].strip()
-        if not prompt:
+        if is_blank(prompt):  # zero-width characters only show nothing either
             raise forms.ValidationError("Prompt is required: describe the video you want.")
         return prompt
 
@@ -92,18 +95,17 @@ class JobForm(forms.Form):
                 field_id=errors.field_id,
             )
 
+    # Form fields named differently from the JobParams field they fill.
+    PARAM_OF_FIELD = {"model": "model_name"}
+
     def params(self) -> JobParams:
         data = self.cleaned_data
-        return JobParams(
-            prompt=data["prompt"],
-            negative_prompt=data.get("negative_prompt", "").strip(),
-            model_name=data["model"],
-            seed=data.get("seed"),
-            width=data["width"],
-            height=data["height"],
-            num_frames=data["num_frames"],
-            fps=data["fps"],
-            steps=data["steps"],
-            guidance=data["guidance"],
-            speed=data.get("speed") or Speed.STANDARD,
-        )
+        values = {self.PARAM_OF_FIELD.get(name, name): data.get(name) for name in JobForm.base_fields}
+        values["negative_prompt"] = (values["negative_prompt"] or "").strip()
+        values["speed"] = values["speed"] or Speed.STANDARD
+        return JobParams(**values)
+
+    @classmethod
+    def initial_for(cls, params: JobParams) -> dict:
+        """The form's fields for the same settings as `params` (the inverse of `params()`)."""
+        return {name: getattr(params, cls.PARAM_OF_FIELD.get(name, name)) for name in JobForm.base_fields}

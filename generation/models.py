@@ -111,6 +111,8 @@ class Job(models.Model):
     error_message = models.CharField(max_length=500, blank=True, default="")
     error_detail = models.TextField(blank=True, default="")
 
+    # Stored under jobs/<id>/ by generation/storage.py (one name per file and attempt, so
+    # every file of a job can be found and deleted); upload_to is the older files' layout.
     video = models.FileField(upload_to="videos/%Y/%m/%d/", blank=True)
     poster = models.FileField(upload_to="posters/%Y/%m/%d/", blank=True)
     # A grid of evenly spaced frames, made with the MP4 (previews, moderation review).
@@ -120,6 +122,9 @@ class Job(models.Model):
     # Set while the video is shared by public link (/s/<token>/): random, unguessable, and
     # cleared to turn sharing off, so that an old link stays dead (generation/sharing.py).
     share_token = models.CharField(max_length=64, blank=True, default="")
+    # Set when staff take the video down after a report (generation.sharing.job_take_down):
+    # it may then never be shared again. The video stays in the team's gallery.
+    taken_down_at = models.DateTimeField(null=True, blank=True)
     inference_seconds = models.FloatField(null=True, blank=True)
     encode_seconds = models.FloatField(null=True, blank=True)
     # What the job cost us: seconds it waited, seconds it held a GPU (claim to end, this
@@ -205,6 +210,8 @@ class WebhookDelivery(models.Model):
     event_type = models.CharField(max_length=40)
     url = models.URLField(max_length=2000)
     payload = models.JSONField()
+    # generation.payloads.WEBHOOK_PAYLOAD_VERSION when it was made (also in the payload).
+    payload_version = models.CharField(max_length=20, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)  # None: nothing more to try
     delivered_at = models.DateTimeField(null=True, blank=True)

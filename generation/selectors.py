@@ -17,10 +17,6 @@ def job_for_team(team, job_id) -> Job:
     return job
 
 
-def jobs_for_team(team, *, limit: int = 24):
-    return Job.objects.filter(team=team).select_related("created_by")[:limit]
-
-
 def job_queue_position(job: Job) -> int | None:
     """1 = next to start on its pool; None unless the job waits in the queue."""
     if job.state != Job.State.QUEUED or job.dispatch_key is None:

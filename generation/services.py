@@ -1,7 +1,5 @@
 """Generation actions. Every change of a job's state goes through `job_transition`."""
 
-import hashlib
-import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -9,7 +7,6 @@ from decimal import Decimal
 
 from celery import current_app
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -17,10 +14,11 @@ from django.utils import timezone
 from billing import ledger, pricing, quotas
 from billing.models import BillingAccount
 from core.outages import retrying_while_database_unavailable
-from safety.moderation import decision_link_job, prompt_check
 
-from . import catalog, events, pools, webhooks
+from . import catalog, content_policy, events, payloads, pools, webhooks
 from .models import Job
+from .params import JobParams
+from .storage import job_file_store, job_files_delete, job_files_prune, referenced_names
 
 logger = logging.getLogger(__name__)
 
@@ -30,26 +28,6 @@ RUN_NEXT_TASK = "gpu_workers.run_next"
 class InvalidTransition(Exception):
     """The job is not in a state that allows the requested change (already claimed,
     finished or cancelled)."""
-
-
-@dataclass(frozen=True)
-class JobParams:
-    prompt: str
-    negative_prompt: str
-    model_name: str
-    seed: int | None
-    width: int
-    height: int
-    num_frames: int
-    fps: int
-    steps: int
-    guidance: float
-    speed: str = "standard"
-    # Video to video: the job whose frames are re-generated, and how far from them (0-1].
-    remix_of: "Job | None" = None
-    strength: float | None = None
-    # Image to video: the reference image (PNG bytes, checked by generation.inputs).
-    input_image: bytes | None = None
 
 
 def job_quote(params: JobParams) -> int:
@@ -76,38 +54,57 @@ def _queue_fields(priority: int) -> dict:
 
 
 def _notify(job: Job, event_type: str) -> None:
-    """Queue the job's webhook event, if it has a webhook; the payload is the API's own
-    video JSON (built only when someone will receive it)."""
+    """Queue the job's webhook event, if it has a webhook (the payload is built only when
+    someone will receive it)."""
     if job.webhook_url:
-        from .api import VideoSerializer
+        webhooks.webhook_enqueue(job, event_type, payloads.webhook_data(job), version=payloads.WEBHOOK_PAYLOAD_VERSION)
 
-        webhooks.webhook_enqueue(job, event_type, VideoSerializer(job).data)
+
+@dataclass(frozen=True)
+class Submission:
+    """A request made ready outside any lock: moderated, priced, routed and keyed."""
+
+    params: JobParams
+    moderation: object
+    price: int
+    pool: str
+    seed: int
+    request_key: str
 
 
 def job_submit(*, team, user, params: JobParams, api_key=None, webhook_url: str = "", metadata=None) -> Job:
     """Check the plan's limits, hold the price, record the job and queue it once committed.
+    Raises a core.errors.Refusal (moderation, plan, backlog) with nothing written."""
+    submission = _submission_prepare(team=team, user=user, params=params, via_api=api_key is not None)
+    return _submission_admit(submission, team=team, user=user, api_key=api_key, webhook_url=webhook_url, metadata=metadata)
 
-    The team's billing account is locked for the whole decision, so concurrent submissions
-    of one team are serialised: they can neither overdraw the balance nor overrun the
-    concurrency limit. Raises quotas.SubmissionRefused with nothing written.
-    """
-    # Content policy first (safety/): a refused prompt or a suspended team gets no job and
-    # holds no credits; only the moderation decision itself is recorded.
-    moderation = prompt_check(
-        team=team, user=user, prompt=params.prompt, negative_prompt=params.negative_prompt, via_api=api_key is not None
+
+def _submission_prepare(*, team, user, params: JobParams, via_api: bool) -> Submission:
+    """Everything that needs no lock: the content policy first (a refused prompt or a
+    suspended team gets no job and holds no credits; only the moderation decision is
+    recorded), then the price, the pool and the seed."""
+    moderation = content_policy.prompt_check(
+        team=team, user=user, prompt=params.prompt, negative_prompt=params.negative_prompt, via_api=via_api
     )
-    price = job_quote(params)
-    pool = pools.pool_for_job(
-        params.model_name, width=params.width, height=params.height, num_frames=params.num_frames
-    )
+    pool = pools.pool_for_job(params.model_name, width=params.width, height=params.height, num_frames=params.num_frames)
     # Random when not given, and always recorded, so any video can be reproduced.
     seed = params.seed if params.seed is not None else secrets.randbelow(2**32)
-    request_key = _request_key(params, seed)
+    return Submission(
+        params=params, moderation=moderation, price=job_quote(params), pool=pool.name, seed=seed,
+        request_key=params.request_key(seed=seed),
+    )
+
+
+def _submission_admit(submission: Submission, *, team, user, api_key, webhook_url: str, metadata) -> Job:
+    """The short locked core. The team's billing account is locked for the whole decision,
+    so concurrent submissions of one team are serialised: they can neither overdraw the
+    balance nor overrun the concurrency limit."""
+    params = submission.params
     with transaction.atomic():
         account = ledger.account_for_team(team, lock=True)
         plan = account.plan
         # Only a request that names its seed can match an earlier one exactly.
-        cached = _cached_result(team, request_key) if params.seed is not None else None
+        cached = _cached_result(team, submission.request_key) if params.seed is not None else None
         quotas.check_submission(
             account,
             quotas.Request(
@@ -116,81 +113,56 @@ def job_submit(*, team, user, params: JobParams, api_key=None, webhook_url: str 
                 num_frames=params.num_frames,
                 fps=params.fps,
                 steps=params.steps,
-                price=0 if cached else price,
+                price=0 if cached else submission.price,
                 via_api=api_key is not None,
             ),
         )
         fields = dict(
+            **params.job_fields(seed=submission.seed),
             team=team,
             created_by=user,
             api_key=api_key,
-            prompt=params.prompt,
-            negative_prompt=params.negative_prompt,
-            model_name=params.model_name,
-            seed=seed,
-            width=params.width,
-            height=params.height,
-            num_frames=params.num_frames,
-            fps=params.fps,
-            steps=params.steps,
-            guidance=params.guidance,
-            speed=params.speed,
-            pool=pool.name,
+            pool=submission.pool,
             priority=plan.queue_priority,
             webhook_url=webhook_url,
             metadata=metadata or {},
-            request_key=request_key,
-            remixed_from=params.remix_of,
-            strength=params.strength,
+            request_key=submission.request_key,
         )
         if cached is not None:
             return _job_reuse(cached, fields)
         jobs = Job.objects.filter(team=team)
-        state = Job.State.QUEUED
-        if jobs.filter(state__in=Job.ACTIVE).count() >= plan.concurrent_jobs:
-            if jobs.filter(state=Job.State.THROTTLED).count() >= plan.backlog:
-                raise quotas.SubmissionRefused(
-                    f"The team already has {plan.concurrent_jobs} job(s) running and {plan.backlog} waiting, "
-                    f"the most the {plan.name} plan allows. Wait for one to finish, or upgrade your plan.",
-                    status=429,
-                    code="backlog_full",
-                )
-            state = Job.State.THROTTLED
+        throttled = quotas.check_admission(
+            plan,
+            active=jobs.filter(state__in=Job.ACTIVE).count(),
+            waiting=jobs.filter(state=Job.State.THROTTLED).count(),
+        )
+        state = Job.State.THROTTLED if throttled else Job.State.QUEUED
         job = Job.objects.create(
             **fields,
             state=state,
-            price_credits=price,
+            price_credits=submission.price,
             **(_queue_fields(plan.queue_priority) if state == Job.State.QUEUED else {}),
         )
         if params.input_image:
-            job.input_image.save(f"{job.id}.png", ContentFile(params.input_image), save=True)
-        decision_link_job(moderation, job)
+            job.input_image = job_file_store(job.id, "input_image", params.input_image)
+            job.save(update_fields=["input_image"])
+        content_policy.decision_link_job(submission.moderation, job)
         ledger.credits_hold(
             account,
             job_id=job.id,
-            price=price,
+            price=submission.price,
             video_seconds=job.duration_seconds,
             api_key_id=api_key.pk if api_key else None,
+            member_id=user.pk if user is not None else None,
         )
         if state == Job.State.QUEUED:
             transaction.on_commit(lambda: job_dispatch(job))
     return job
 
 
-def _request_key(params: JobParams, seed: int) -> str:
-    """What decides the frames; equal keys mean equal videos (the pipeline is deterministic
-    for a seed on a given kind of device)."""
-    decisive = [params.model_name, params.prompt, params.negative_prompt, seed, params.width, params.height,
-                params.num_frames, params.fps, params.steps, float(params.guidance), params.speed]
-    if params.remix_of is not None:
-        decisive += ["remix", str(params.remix_of.pk), params.strength]
-    if params.input_image:
-        decisive += ["image", hashlib.sha256(params.input_image).hexdigest()]
-    return hashlib.sha256(json.dumps(decisive).encode()).hexdigest()
-
-
 def _cached_result(team, request_key: str) -> Job | None:
-    # Within the team only: provenance marks (a later issue) may differ between teams.
+    # Within the team only: a reused video is the same file, watermarked for the first job,
+    # and reusing it across teams would tell one team what another made.
     return (
         Job.objects.filter(team=team, request_key=request_key, state=Job.State.SUCCEEDED)
         .exclude(video="")
@@ -205,13 +177,13 @@ def _job_reuse(source: Job, fields: dict) -> Job:
     job = Job(**fields, state=Job.State.SUCCEEDED, price_credits=0, reused_from=source, queued_at=now,
               started_at=now, encoding_at=now, finished_at=now, progress_step=source.steps,
               gpu_seconds=0, cost_usd=Decimal("0"), queue_seconds=0)
-    for field, extension in (("video", "mp4"), ("poster", "jpg"), ("spritesheet", "jpg"), ("input_image", "png")):
+    for field in ("video", "poster", "spritesheet", "input_image"):
         if getattr(source, field):
             with getattr(source, field).open("rb") as original:
-                getattr(job, field).save(f"{job.id}.{extension}", original, save=False)
+                setattr(job, field, job_file_store(job.id, field, original))
     job.save()
     _notify(job, "video.succeeded")
-    transaction.on_commit(lambda: events.publish(job.id, events.terminal_event(job)))
+    transaction.on_commit(lambda: events.publish(job.id, payloads.terminal_event(job)))
     return job
 
 
@@ -264,7 +236,7 @@ def _job_end(job_id, to: str, *, expect: dict | None = None, **changes) -> Job:
             ledger.credits_capture(job.id)
         else:
             ledger.credits_release(job.id)
-        transaction.on_commit(lambda: events.publish(job.id, events.terminal_event(job)))
+        transaction.on_commit(lambda: events.publish(job.id, payloads.terminal_event(job)))
         transaction.on_commit(lambda: jobs_promote_throttled(job.team_id))
     return job
 
@@ -360,27 +332,30 @@ def job_succeed(
     job: Job, *, video: bytes, poster: bytes, encode_seconds: float, spritesheet: bytes | None = None,
     retry_seconds: float = 0,
 ) -> Job:
-    """Store the files, then mark the job succeeded (retrying that for up to
-    `retry_seconds` while the database is away). If the job was cancelled meanwhile, the
-    files are removed again so that no orphan video is left behind."""
-    storage = Job._meta.get_field("video").storage
-    files = {"video": (video, "mp4"), "poster": (poster, "jpg"), "spritesheet": (spritesheet, "jpg")}
+    """Store the files (under this attempt's names: a retried store replaces them), then
+    mark the job succeeded (retrying that for up to `retry_seconds` while the database is
+    away) and remove what earlier attempts left. If the job was cancelled or handed to
+    another attempt meanwhile, this attempt's files are removed again."""
+    files = {"video": video, "poster": poster, "spritesheet": spritesheet}
     names = {
-        field: storage.save(Job._meta.get_field(field).generate_filename(job, f"{job.id}.{extension}"), ContentFile(data))
-        for field, (data, extension) in files.items()
-        if data is not None
+        field: job_file_store(job.pk, field, data, attempt=job.attempts) for field, data in files.items() if data is not None
     }
     try:
-        return retrying_while_database_unavailable(
+        done = retrying_while_database_unavailable(
             lambda: _job_end(job.pk, Job.State.SUCCEEDED, expect=owned_by(job), encode_seconds=encode_seconds, **names),
             seconds=retry_seconds, what=f"storing job {job.pk}",
         )
     except InvalidTransition:
-        if Job.objects.filter(pk=job.pk, state=Job.State.SUCCEEDED, video=names["video"]).exists():
-            return Job.objects.get(pk=job.pk)  # a try whose commit went unanswered did succeed
-        for name in names.values():
-            storage.delete(name)
-        raise
+        current = Job.objects.filter(pk=job.pk).first()
+        if current is not None and current.state == Job.State.SUCCEEDED and current.video.name == names.get("video"):
+            done = current  # a try whose commit went unanswered did succeed
+        else:
+            storage = Job._meta.get_field("video").storage
+            for name in set(names.values()) - (referenced_names(current) if current else set()):
+                storage.delete(name)
+            raise
+    job_files_prune(done)
+    return done
 
 
 def job_cancel(job_id) -> Job:
@@ -444,28 +419,17 @@ def jobs_recover_after_restart() -> tuple[int, int]:
 
 
 def job_delete(job: Job) -> None:
-    """Delete an ended job and, once that commits, its files. Raises InvalidTransition for a
-    job still waiting or running (cancel it first)."""
+    """Delete an ended job and, once that commits, its files (generation.signals). Raises
+    InvalidTransition for a job still waiting or running (cancel it first)."""
     with transaction.atomic():
         if not Job.objects.filter(pk=job.pk, state__in=Job.TERMINAL).exists():
             raise InvalidTransition(f"Job {job.pk} has not ended.")
-        jobs_delete_files([job])
         job.delete()
 
 
 def jobs_delete_files(jobs) -> None:
-    """Delete the stored files of `jobs` once the surrounding transaction commits (a rolled
-    back deletion must not lose videos)."""
-    names = [
-        name
-        for job in jobs
-        for name in (job.video.name, job.poster.name, job.spritesheet.name, job.input_image.name)
-        if name
-    ]
-    storage = Job._meta.get_field("video").storage
-
-    def delete() -> None:
-        for name in names:
-            storage.delete(name)
-
-    transaction.on_commit(delete)
+    """Delete every file ever stored for `jobs` (every attempt's, not only the ones they
+    reference) once the surrounding transaction commits (a rolled back deletion must not
+    lose videos)."""
+    stored = [(job.pk, referenced_names(job)) for job in jobs]
+    transaction.on_commit(lambda: job_files_delete(stored))

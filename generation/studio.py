@@ -11,11 +11,12 @@ from django import forms
 
 from billing import quotas
 from billing.models import BillingAccount, Plan
+from core.errors import Refusal
 
 from . import catalog
 from .forms import JobForm
+from .params import JobParams
 from .models import Job
-from .selectors import job_eta_seconds, job_queue_position
 
 ASPECTS = [
     ("16:9", "16:9 landscape"),
@@ -82,7 +83,7 @@ def plan_refusal(plan: Plan, *, width: int, height: int, num_frames: int, fps: i
             account,
             quotas.Request(width=width, height=height, num_frames=num_frames, fps=fps, steps=steps, price=0, via_api=False),
         )
-    except quotas.SubmissionRefused as refusal:
+    except Refusal as refusal:
         return refusal.message
     return None
 
@@ -138,21 +139,7 @@ def studio_options(plan: Plan) -> dict:
 
 def initial_from_job(job: Job) -> dict:
     """The studio's fields for the same settings as `job` (seed included)."""
-    initial = {
-        "prompt": job.prompt,
-        "negative_prompt": job.negative_prompt,
-        "model": job.model_name,
-        "seed": job.seed,
-        "width": job.width,
-        "height": job.height,
-        "num_frames": job.num_frames,
-        "fps": job.fps,
-        "steps": job.steps,
-        "guidance": job.guidance,
-        "speed": job.speed,
-        "aspect_ratio": CUSTOM,
-        "duration": "",
-    }
+    initial = {**JobForm.initial_for(JobParams.from_job(job)), "aspect_ratio": CUSTOM, "duration": ""}
     spec = catalog.get_model(job.model_name)
     if spec is not None:
         preset = aspect_of(spec, job.width, job.height)
@@ -175,20 +162,6 @@ def initial_defaults() -> dict:
     seconds = defaults["num_frames"] // defaults["fps"]
     initial["duration"] = seconds or ""
     return initial
-
-
-def live_status(job: Job) -> dict:
-    """What a live card shows, from the stored job: for pages that (re)load, and for the
-    queue positions that the websocket does not carry."""
-    return {
-        "id": str(job.id),
-        "state": job.state,
-        "state_label": job.get_state_display(),
-        "step": job.progress_step,
-        "steps": job.steps,
-        "eta_seconds": job_eta_seconds(job),
-        "queue_position": job_queue_position(job),
-    }
 
 
 class StudioForm(JobForm):
@@ -237,4 +210,4 @@ class StudioForm(JobForm):
         """Where to show a plan's refusal about `field` in this form."""
         if field in self.SHOWN_AS and self.cleaned_data.get("aspect_ratio") not in (None, "", CUSTOM):
             return self.SHOWN_AS[field]
-        return field
+        return super().refusal_field(field)

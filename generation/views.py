@@ -8,21 +8,21 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.permissions import Perm, has_perm, require
 from accounts.selectors import request_membership
 from billing.ledger import account_for_team
-from billing.quotas import SubmissionRefused
+from core.errors import Refusal
+from core.redirects import safe_next
 
-from . import catalog, studio
+from . import catalog, payloads, studio
 from .gallery import GalleryFilters, gallery_page
 from .models import Job
 from .ranges import file_response
 from .selectors import job_for_team
 from .services import InvalidTransition, job_cancel, job_delete, job_quote, job_submit
-from .sharing import NotShareable, job_for_share_token, job_share_disable, job_share_enable, share_url
+from .sharing import NotShareable, job_for_share_token, job_share_disable, job_share_enable, share_url, shared_filename
 from .studio import StudioForm
 
 RECENT_IN_STUDIO = 8
@@ -39,17 +39,10 @@ def _team(request, perm: Perm):
     return _membership(request, perm).team
 
 
-def _safe_next(request, default: str) -> str:
-    url = request.POST.get("next") or request.GET.get("next")
-    if url and url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
-        return url
-    return default
-
-
 def _with_live_status(jobs) -> list[Job]:
     jobs = list(jobs)
     for job in jobs:
-        job.live = studio.live_status(job)
+        job.live = payloads.live_status(job)
     return jobs
 
 
@@ -97,8 +90,8 @@ def studio_page(request):
         if form.is_valid():
             try:
                 job = job_submit(team=membership.team, user=request.user, params=form.params())
-            except SubmissionRefused as refusal:
-                form.add_error(form.refusal_field(refusal.field), refusal.message)
+            except Refusal as refusal:
+                form.add_refusal(refusal)
                 status = refusal.status
             else:
                 if request.POST.get("next") == "studio":
@@ -156,7 +149,7 @@ def live_status(request):
                 status=400,
             )
     jobs = Job.objects.filter(team=team, pk__in=ids)
-    return JsonResponse({"jobs": [studio.live_status(job) for job in jobs]})
+    return JsonResponse({"jobs": [payloads.live_status(job) for job in jobs]})
 
 
 @login_required
@@ -178,7 +171,7 @@ def gallery(request):
 def job_detail(request, job_id):
     membership = _membership(request, Perm.VIEW)
     job = job_for_team(membership.team, job_id)
-    job.live = studio.live_status(job)
+    job.live = payloads.live_status(job)
     context = {
         "job": job,
         "share_url": request.build_absolute_uri(share_url(job)) if job.share_token else "",
@@ -192,11 +185,12 @@ def _job_file(request, job_id, field: str, content_type: str):
     return _serve(request, job, field, content_type, cache="private, max-age=3600")
 
 
-def _serve(request, job: Job, field: str, content_type: str, *, cache: str):
+def _serve(request, job: Job, field: str, content_type: str, *, cache: str, shared: bool = False):
     file = getattr(job, field)
     if job.state != job.State.SUCCEEDED or not file:
         raise Http404("This video is not ready.")
-    filename = f"framecast-{job.id}.{'mp4' if field == 'video' else 'jpg'}"
+    extension = "mp4" if field == "video" else "jpg"
+    filename = shared_filename(job, extension) if shared else f"framecast-{job.id}.{extension}"
     response = file_response(
         request, file, content_type=content_type, filename=filename, as_attachment=request.GET.get("download") == "1"
     )
@@ -232,9 +226,9 @@ def job_cancel_view(request, job_id):
     else:
         message, ok = "Job cancelled; its credits are back in your balance.", True
     if _wants_json(request):
-        return JsonResponse({"cancelled": ok, "message": message, "job": studio.live_status(job)})
+        return JsonResponse({"cancelled": ok, "message": message, "job": payloads.live_status(job)})
     (messages.success if ok else messages.info)(request, message)
-    return redirect(_safe_next(request, job.get_absolute_url()))
+    return redirect(safe_next(request, job.get_absolute_url()))
 
 
 @login_required
@@ -281,9 +275,9 @@ def shared_page(request, token):
 
 @require_GET
 def shared_video(request, token):
-    return _serve(request, job_for_share_token(token), "video", "video/mp4", cache="no-cache")
+    return _serve(request, job_for_share_token(token), "video", "video/mp4", cache="no-cache", shared=True)
 
 
 @require_GET
 def shared_poster(request, token):
-    return _serve(request, job_for_share_token(token), "poster", "image/jpeg", cache="no-cache")
+    return _serve(request, job_for_share_token(token), "poster", "image/jpeg", cache="no-cache", shared=True)

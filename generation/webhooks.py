@@ -13,13 +13,13 @@ Receiving side, in Python (the `standardwebhooks` package):
 import base64
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
 import logging
 import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
 import uuid
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -47,18 +47,85 @@ def webhooks_queue() -> str:
 def validate_webhook_url(url: str) -> str:
     """http(s) only, and — unless FRAMECAST_WEBHOOKS_ALLOW_PRIVATE — never an address inside
     our own network (a webhook must not become a way to reach internal services)."""
+    webhook_addresses(url)
+    return url
+
+
+def webhook_addresses(url: str) -> list[str]:
+    """The addresses `url` may be delivered to now, checked: the delivery connects to one of
+    these, not to whatever a second DNS lookup says (a rebinding host could answer with a
+    private address between the check and the connection). Raises ValidationError.
+
+    With FRAMECAST_WEBHOOKS_LOOPBACK_ONLY (the test suite), host names other than
+    localhost are never looked up: their list is empty and nothing is sent to them."""
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ValidationError({"webhook_url": "Webhook URL must be an http:// or https:// address."})
-    if settings.FRAMECAST_WEBHOOKS_ALLOW_PRIVATE:
-        return url
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
-    except socket.gaierror:
-        raise ValidationError({"webhook_url": f"Webhook host {parts.hostname!r} does not resolve."}) from None
-    if any(not ipaddress.ip_address(address.split("%")[0]).is_global for address in addresses):
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise ValidationError({"webhook_url": "Webhook URL has a port that is not a number from 1 to 65535."}) from None
+    literal = _ip_literal(parts.hostname)
+    loopback_only = settings.FRAMECAST_WEBHOOKS_LOOPBACK_ONLY
+    if literal is not None:
+        addresses = [str(literal)]
+    elif loopback_only and parts.hostname != "localhost":
+        return []  # never looked up
+    else:
+        try:
+            addresses = sorted({info[4][0] for info in socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)})
+        except (socket.gaierror, UnicodeError):
+            raise ValidationError({"webhook_url": f"Webhook host {parts.hostname!r} does not resolve."}) from None
+    if not settings.FRAMECAST_WEBHOOKS_ALLOW_PRIVATE and any(
+        not ipaddress.ip_address(address.split("%")[0]).is_global for address in addresses
+    ):
         raise ValidationError({"webhook_url": "Webhook URL must be a public address, not a private or local one."})
-    return url
+    if loopback_only and not all(ipaddress.ip_address(address.split("%")[0]).is_loopback for address in addresses):
+        return []
+    return addresses
+
+
+def _ip_literal(host: str):
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to `address` while the request names the URL's host (Host header)."""
+
+    def __init__(self, host, port, *, address: str, **kwargs):
+        super().__init__(host, port, **kwargs)
+        self._address = address
+
+    def connect(self):
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """TLS to `address`, with the certificate checked against the URL's host name (SNI)."""
+
+    def __init__(self, host, port, *, address: str, **kwargs):
+        super().__init__(host, port, context=ssl.create_default_context(), **kwargs)
+        self._address = address
+
+    def connect(self):
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def _post(url: str, *, address: str, body: bytes, headers: dict) -> int:
+    """POST to `url` through `address`; the status (redirects are answers, not followed)."""
+    parts = urlsplit(url)
+    kind = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
+    connection = kind(parts.hostname, parts.port, address=address, timeout=TIMEOUT_SECONDS)
+    try:
+        path = parts.path or "/"
+        connection.request("POST", f"{path}?{parts.query}" if parts.query else path, body=body, headers=headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -67,16 +134,17 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def webhook_enqueue(job: Job, event_type: str, payload: dict) -> WebhookDelivery:
+def webhook_enqueue(job: Job, event_type: str, payload: dict, *, version: str) -> WebhookDelivery:
     """Record an event for the job's webhook (in the caller's transaction) and send it once
-    that commits."""
+    that commits. `version`: the payload's (generation.payloads.WEBHOOK_PAYLOAD_VERSION)."""
     delivery = WebhookDelivery.objects.create(
         id=f"msg_{uuid.uuid4().hex}",
         team_id=job.team_id,
         job=job,
         event_type=event_type,
         url=job.webhook_url,
-        payload={"type": event_type, "timestamp": timezone.now().isoformat(), "data": payload},
+        payload={"type": event_type, "timestamp": timezone.now().isoformat(), "api_version": version, "data": payload},
+        payload_version=version,
         next_attempt_at=timezone.now(),
     )
     transaction.on_commit(lambda: _send_soon(delivery.id))
@@ -92,14 +160,6 @@ def _send_soon(delivery_id: str) -> None:
         logger.warning("Could not queue webhook %s; the retry task will send it", delivery_id, exc_info=True)
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        raise urllib.error.HTTPError(req.full_url, code, f"redirected to {newurl} (not followed)", headers, fp)
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
 def webhook_deliver(delivery_id: str) -> WebhookAttempt | None:
     """Make one attempt, if one is due; schedule the next on failure."""
     with transaction.atomic():
@@ -112,33 +172,32 @@ def webhook_deliver(delivery_id: str) -> WebhookAttempt | None:
         if delivery is None:
             return None  # delivered, given up, not yet due, or being sent by another worker
         body = json.dumps(delivery.payload, separators=(",", ":")).encode()
+        started = time.monotonic()
         try:
             # Again at each attempt: the host's DNS may point somewhere else by now.
-            validate_webhook_url(delivery.url)
+            addresses = webhook_addresses(delivery.url)
         except ValidationError as refusal:
-            return _record_attempt(delivery, status_code=None, error=" ".join(refusal.messages), started=time.monotonic())
+            return _record_attempt(delivery, status_code=None, error=" ".join(refusal.messages), started=started)
+        if not addresses:
+            return _record_attempt(
+                delivery, status_code=None, error="Not sent: this deployment delivers webhooks to loopback only.",
+                started=started,
+            )
         timestamp = int(time.time())
-        request = urllib.request.Request(
-            delivery.url,
-            data=body,
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": "Framecast-Webhooks/1",
-                "webhook-id": delivery.id,
-                "webhook-timestamp": str(timestamp),
-                "webhook-signature": sign(delivery.team.webhook_secret, delivery.id, timestamp, body),
-            },
-        )
-        started = time.monotonic()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "Framecast-Webhooks/1",
+            "webhook-id": delivery.id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(delivery.team.webhook_secret, delivery.id, timestamp, body),
+        }
         status_code, error = None, ""
         try:
-            with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
-                status_code = response.status
-        except urllib.error.HTTPError as failure:
-            status_code, error = failure.code, str(failure.reason)[:500]
-        except (urllib.error.URLError, OSError) as failure:
-            error = str(getattr(failure, "reason", failure))[:500]
+            status_code = _post(delivery.url, address=addresses[0], body=body, headers=headers)
+            if 300 <= status_code < 400:
+                error = "Redirected (not followed): update the webhook URL to where it moved."
+        except (OSError, http.client.HTTPException) as failure:
+            error = str(failure)[:500] or type(failure).__name__
         return _record_attempt(delivery, status_code=status_code, error=error, started=started)
 
 

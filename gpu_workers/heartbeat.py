@@ -78,6 +78,8 @@ def _loop() -> None:
                 beat()
         except Exception:  # noqa: BLE001 - a missed beat must not kill the worker
             logger.warning("Heartbeat failed", exc_info=True)
+        finally:
+            close_old_connections()  # no connection idles between beats (unless CONN_MAX_AGE says so)
         state.stop.wait(settings.FRAMECAST_HEARTBEAT_SECONDS)
 
 
@@ -91,6 +93,8 @@ def start(*, hostname: str, queues: list[str]) -> None:
 
 def stop() -> None:
     state.stop.set()
+    if state.thread is not None and state.thread is not threading.current_thread():
+        state.thread.join(timeout=5)  # a beat under way ends before the worker does
 
 
 def job_started(job_id) -> None:

@@ -25,6 +25,7 @@ from core import request_id
 from core.outages import DATABASE_UNAVAILABLE, database_unavailable, retrying_while_database_unavailable
 from generation import catalog, services
 from generation.models import Job
+from generation.params import JobParams
 from safety import provenance
 
 from . import encode, heartbeat, pipeline, preview
@@ -213,14 +214,7 @@ def _denoise(job: Job):
 
     frames = pipeline.generate_frames(
         pipe,
-        prompt=job.prompt,
-        negative_prompt=job.negative_prompt,
-        seed=job.seed,
-        width=job.width,
-        height=job.height,
-        num_frames=job.num_frames,
-        steps=job.steps,
-        guidance=job.guidance,
+        **JobParams.from_job(job).pipeline_args(),
         on_step=on_step,
         on_latents=on_latents,
         step_cache_threshold=FAST_MODE_CACHE_THRESHOLD if job.speed == Job.Speed.FAST else None,

@@ -9,12 +9,13 @@ import re
 
 from django.conf import settings
 
-from billing.quotas import SubmissionRefused
-from generation import catalog
+from core.errors import Refusal
+from core.text import is_blank
+from generation import catalog, payloads
 from generation.forms import JobForm
 from generation.inputs import reference_image_png
 from generation.models import Job
-from generation.services import JobParams
+from generation.params import JobParams
 
 from .converters import video_id
 
@@ -41,10 +42,13 @@ def param_for(field: str | None) -> str | None:
     return PARAM_OF_FIELD.get(field, field)
 
 
-class BadParam(Exception):
-    def __init__(self, message: str, param: str | None, *, status: int = 400, code: str = "invalid_value"):
-        super().__init__(message)
-        self.message, self.param, self.status, self.code = message, param, status, code
+class BadParam(Refusal):
+    """A request parameter OpenAI's API would call invalid; `param` is OpenAI's name."""
+
+    code = "invalid_value"
+
+    def __init__(self, message: str, param: str | None, *, status: int = 400, code: str | None = None):
+        super().__init__(message, status=status, code=code, field=param)
 
 
 def model_name(requested: str | None) -> str:
@@ -66,7 +70,7 @@ def _one(data, name: str):
 def create_params(data, files) -> JobParams:
     """The job a `POST /videos` asks for. Raises BadParam naming the OpenAI parameter."""
     prompt = _one(data, "prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
+    if not isinstance(prompt, str) or is_blank(prompt):
         raise BadParam("'prompt' is required: describe the video.", "prompt")
     name = model_name(_one(data, "model"))
     spec = catalog.get_model(name)
@@ -110,9 +114,9 @@ def create_params(data, files) -> JobParams:
     if reference is not None:
         try:
             image = reference_image_png(reference.read(), model_name=spec.name, field="input_reference")
-        except SubmissionRefused as refusal:
+        except Refusal as refusal:
             raise BadParam(refusal.message, "input_reference") from None
-        params = JobParams(**{**params.__dict__, "input_image": image})
+        params = params.replace(input_image=image)
     return params
 
 
@@ -123,8 +127,8 @@ def video_object(job: Job) -> dict:
         progress = 100
     elif job.state == Job.State.ENCODING:
         progress = 99
-    elif job.state == Job.State.RUNNING and job.steps:
-        progress = min(98, round(100 * job.progress_step / job.steps))
+    elif job.state == Job.State.RUNNING:
+        progress = min(98, payloads.progress(job)["percent"])
     else:
         progress = 0
     error = None

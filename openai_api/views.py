@@ -5,9 +5,10 @@ it is the same as `/api/v1/`: the same jobs, credits, quotas, rate limits, moder
 priorities and tenant isolation (generation.services, accounts.permissions).
 """
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
-from drf_spectacular.utils import extend_schema
 from django.http import Http404
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -17,10 +18,11 @@ from rest_framework.views import APIView
 from accounts.authentication import ApiKeyAuthentication, IsTeamActor
 from accounts.permissions import Perm, require
 from accounts.selectors import request_actor
-from billing.quotas import SubmissionRefused
 from billing.rate_limits import PlanRequestThrottle, PlanVideoThrottle
 from core import outages
+from core.errors import Refusal, as_refusal
 from core.request_id import current_request_id
+from generation.idempotency import respond_once
 from generation.inputs import remix_params
 from generation.models import Job
 from generation.ranges import file_response
@@ -50,7 +52,7 @@ def openai_error(status_code: int, message: str, *, param=None, code=None, error
     return Response({"error": body}, status=status_code, headers=headers)
 
 
-def refusal_error(refusal: SubmissionRefused) -> Response:
+def refusal_error(refusal: Refusal) -> Response:
     """Framecast's refusals in the codes OpenAI clients already handle: an exhausted balance
     is OpenAI's 429 `insufficient_quota`."""
     if refusal.status == 402:
@@ -65,6 +67,10 @@ def exception_handler(error, context):
     if outages.database_unavailable(error):  # an outage: the SDK retries a 503 after Retry-After
         headers = {"Retry-After": str(outages.RETRY_AFTER_SECONDS)}
         return openai_error(503, outages.MESSAGE, code="service_unavailable", headers=headers)
+    if isinstance(error, DjangoValidationError):
+        error = as_refusal(error)
+    if isinstance(error, Refusal):
+        return refusal_error(error)
     if isinstance(error, Http404):
         return openai_error(404, str(error) or "No such video.", code="not_found")
     if isinstance(error, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
@@ -105,14 +111,13 @@ class OpenAIView(APIView):
 class Videos(OpenAIView):
     def post(self, request):
         actor = self.actor(Perm.GENERATE)
-        try:
+
+        def create() -> Response:
             params = create_params(request.data, request.FILES)
             job = job_submit(team=actor.team, user=actor.user, params=params, api_key=actor.api_key)
-        except BadParam as bad:
-            return openai_error(bad.status, bad.message, param=bad.param, code=bad.code)
-        except SubmissionRefused as refusal:
-            return refusal_error(refusal)
-        return Response(video_object(job), headers={"openai-poll-after-ms": str(POLL_AFTER_MS)})
+            return Response(video_object(job), headers={"openai-poll-after-ms": str(POLL_AFTER_MS)})
+
+        return respond_once(request, team=actor.team, respond=create, refused=refusal_error)
 
     def get(self, request):
         """Newest first unless `order=asc`; `after` a video id; `limit` 1 to 100 (20)."""
@@ -211,13 +216,14 @@ class VideoRemix(OpenAIView):
         try:
             strength = None if strength in (None, "") else float(strength)
         except (TypeError, ValueError):
-            return openai_error(400, "'strength' must be a number more than 0 and at most 1.", param="strength")
-        try:
+            raise BadParam("'strength' must be a number more than 0 and at most 1.", "strength") from None
+
+        def remix() -> Response:
             params = remix_params(source, prompt=prompt if isinstance(prompt, str) else "", strength=strength)
             job = job_submit(team=actor.team, user=actor.user, params=params, api_key=actor.api_key)
-        except SubmissionRefused as refusal:
-            return refusal_error(refusal)
-        return Response(video_object(job), status=status.HTTP_200_OK, headers={"openai-poll-after-ms": str(POLL_AFTER_MS)})
+            return Response(video_object(job), status=status.HTTP_200_OK, headers={"openai-poll-after-ms": str(POLL_AFTER_MS)})
+
+        return respond_once(request, team=actor.team, respond=remix, refused=refusal_error)
 
 
 class NotFound(OpenAIView):

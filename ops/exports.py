@@ -12,6 +12,7 @@ from django.db.models import Q
 
 from accounts.models import Team
 from billing.models import CreditEntry
+from core.errors import Refusal
 from generation.models import Job
 
 from .rollups import day_start
@@ -38,10 +39,9 @@ LEDGER_COLUMNS = [
 ]
 
 
-class BadRange(ValueError):
+class BadRange(Refusal):
     def __init__(self, message: str, field: str):
-        super().__init__(message)
-        self.message, self.field = message, field
+        super().__init__(message, field=field)
 
 
 def parse_range(start: str | None, end: str | None) -> tuple[date, date]:

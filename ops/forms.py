@@ -31,3 +31,21 @@ class SuspensionForm(forms.Form):
         if not reason:
             raise forms.ValidationError("Give a reason: it is kept in the audit log.")
         return reason
+
+
+class ModerationDecisionForm(forms.Form):
+    """A decision on an item of the moderation queue (ops.services.staff_moderation_decide)."""
+
+    kind = forms.ChoiceField(choices=[("prompt", "prompt"), ("report", "report")])
+    item = forms.IntegerField(min_value=1)
+    decision = forms.ChoiceField(choices=[("dismiss", "Dismiss"), ("confirm", "Confirm"), ("take_down", "Take down")])
+    note = forms.CharField(required=False, max_length=2000)
+
+
+class ModerationSuspensionForm(forms.Form):
+    """Suspend or restore a team from the moderation queue; the reason is checked by the
+    staff action itself, so that a missing one reads the same as on the team's page."""
+
+    team = forms.IntegerField(min_value=1)
+    action = forms.ChoiceField(choices=[("suspend", "Suspend"), ("restore", "Restore")])
+    reason = forms.CharField(required=False, max_length=500)

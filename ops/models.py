@@ -64,3 +64,20 @@ class RolledDay(models.Model):
 
     day = models.DateField(primary_key=True)
     computed_at = models.DateTimeField()
+
+
+class StorageSweep(models.Model):
+    """One run of the orphan file sweep (ops.sweeps): what it found and what it removed."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    deleting = models.BooleanField()  # False: a dry run, which only counts
+    grace_hours = models.PositiveIntegerField()
+    scanned = models.PositiveIntegerField(default=0)
+    orphans = models.PositiveIntegerField(default=0)
+    orphan_bytes = models.BigIntegerField(default=0)
+    removed = models.PositiveIntegerField(default=0)
+    young = models.PositiveIntegerField(default=0)
+    unknown = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-at", "-pk"]

@@ -1,12 +1,14 @@
 """Staff actions. Each one changes what it changes and writes its AuditEntry in the same
 transaction: an action without its audit row (or the reverse) is never committed."""
 
-from django.apps import apps
 from django.db import transaction
 
 from accounts.models import Team, User
 from billing import ledger
 from billing.models import CreditEntry
+from core.errors import Refusal
+from safety import moderation, suspensions
+from safety.models import ModerationDecision, VideoReport
 
 from .models import AuditEntry
 
@@ -14,12 +16,8 @@ Action = AuditEntry.Action
 MAX_ADJUSTMENT = 1_000_000
 
 
-class StaffActionRefused(Exception):
+class StaffActionRefused(Refusal):
     """Bad input or an impossible action; `field` names the form field at fault."""
-
-    def __init__(self, message: str, *, field: str | None = None):
-        super().__init__(message)
-        self.message, self.field = message, field
 
 
 def audit_record(*, staff: User, action: str, target=None, reason: str = "", details: dict | None = None) -> AuditEntry:
@@ -65,38 +63,39 @@ def staff_adjust_credits(*, staff: User, team: Team, amount: int, reason: str) -
     return entry
 
 
-def suspensions():
-    """The safety app's suspension interface (issue #9), or None where it is not installed."""
-    if not apps.is_installed("safety"):
-        return None
-    from safety import suspensions as module
-    return module if all(hasattr(module, name) for name in ("suspend_team", "restore_team", "active_suspension")) else None
-
-
-def _suspensions_required():
-    module = suspensions()
-    if module is None:
-        raise StaffActionRefused("Suspending teams is not available: the safety app is not installed.")
-    return module
-
-
 @transaction.atomic
 def staff_suspend_team(*, staff: User, team: Team, reason: str):
-    module = _suspensions_required()
     reason = _reason(reason)
-    if module.active_suspension(team) is not None:
+    if suspensions.active_suspension(team) is not None:
         raise StaffActionRefused(f"{team} is suspended already.")
-    suspension = module.suspend_team(team, reason=reason, by=staff)
+    suspension = suspensions.suspend_team(team, reason=reason, by=staff)
     audit_record(staff=staff, action=Action.TEAM_SUSPEND, target=team, reason=reason)
     return suspension
 
 
 @transaction.atomic
 def staff_restore_team(*, staff: User, team: Team, reason: str):
-    module = _suspensions_required()
     reason = _reason(reason)
-    if module.active_suspension(team) is None:
+    if suspensions.active_suspension(team) is None:
         raise StaffActionRefused(f"{team} is not suspended.")
-    result = module.restore_team(team, by=staff)
+    result = suspensions.restore_team(team, by=staff)
     audit_record(staff=staff, action=Action.TEAM_RESTORE, target=team, reason=reason)
     return result
+
+
+MODERATION_ITEMS = {"prompt": ModerationDecision, "report": VideoReport}
+
+
+@transaction.atomic
+def staff_moderation_decide(*, staff: User, item: ModerationDecision | VideoReport, decision: str, note: str = ""):
+    """Decide on an item of the moderation queue (safety.moderation.decide: a flagged
+    prompt, or a reported video, which a take-down removes from sharing for good), audited."""
+    try:
+        moderation.decide(item, by=staff, decision=decision, note=note)
+    except moderation.InvalidDecision as error:
+        raise StaffActionRefused(str(error), field="decision") from None
+    kind = next(name for name, model in MODERATION_ITEMS.items() if isinstance(item, model))
+    audit_record(
+        staff=staff, action=Action.MODERATION_DECISION, target=item, reason=note.strip()[:500],
+        details={"kind": kind, "decision": decision},
+    )

@@ -16,4 +16,7 @@ urlpatterns = [
     path("exports/jobs.csv", views.export_jobs, name="export_jobs"),
     path("exports/ledger.csv", views.export_ledger, name="export_ledger"),
     path("audit/", views.audit, name="audit"),
+    path("moderation/", views.moderation_queue, name="moderation"),
+    path("moderation/decide", views.moderation_decide, name="moderation_decide"),
+    path("moderation/suspension", views.moderation_suspension, name="moderation_suspension"),
 ]

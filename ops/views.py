@@ -1,36 +1,27 @@
 """The staff dashboard (/staff/): thin views over ops.metrics, ops.selectors, ops.services
-and ops.exports. Anyone but an active staff user in the browser gets 404, as if the pages
-did not exist (accounts.permissions.is_staff_member)."""
+and ops.exports, and the moderation queue over safety.moderation. Anyone but an active
+staff user in the browser gets 404, as if the pages did not exist
+(accounts.permissions.staff_required)."""
 
 from datetime import timedelta
-from functools import wraps
 
 from django.contrib import messages
-from django.http import Http404, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Team
-from accounts.permissions import is_staff_member
+from accounts.permissions import staff_required
+from safety import moderation, suspensions
+from safety.models import ModerationDecision
 
 from . import charts, exports, metrics, selectors, services
-from .forms import CreditAdjustForm, SuspensionForm
-from .models import AuditEntry
+from .forms import CreditAdjustForm, ModerationDecisionForm, ModerationSuspensionForm, SuspensionForm
+from .models import AuditEntry, StorageSweep
 
 
-def staff_only(view):
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        via_api_key = request.headers.get("Authorization", "").lower().startswith("bearer ")
-        if not is_staff_member(request.user, via_api_key=via_api_key):
-            raise Http404("No such page.")
-        return view(request, *args, **kwargs)
-
-    return wrapped
-
-
-@staff_only
+@staff_required
 @require_GET
 def money(request):
     figures = metrics.money()
@@ -40,16 +31,17 @@ def money(request):
     })
 
 
-@staff_only
+@staff_required
 @require_GET
 def operations(request):
     figures = metrics.operations()
     return render(request, "ops/operations.html", {
         "section": "operations", "o": figures, "hourly_chart": charts.hourly_chart(figures.jobs_per_hour),
+        "sweep": StorageSweep.objects.first(),
     })
 
 
-@staff_only
+@staff_required
 @require_GET
 def customers(request):
     query = request.GET.get("q", "")[:200]
@@ -59,22 +51,20 @@ def customers(request):
 
 
 def _team_page(request, team, *, credit_form=None, suspend_form=None, status=200):
-    module = services.suspensions()
     return render(request, "ops/team.html", {
         "section": "customers", "d": selectors.team_detail(team),
         "credit_form": credit_form or CreditAdjustForm(), "suspend_form": suspend_form or SuspensionForm(),
-        "suspensions_available": module is not None,
-        "suspension": module.active_suspension(team) if module else None,
+        "suspension": suspensions.active_suspension(team),
     }, status=status)
 
 
-@staff_only
+@staff_required
 @require_GET
 def team(request, team_id):
     return _team_page(request, get_object_or_404(Team, pk=team_id))
 
 
-@staff_only
+@staff_required
 @require_POST
 def team_credits(request, team_id):
     target = get_object_or_404(Team, pk=team_id)
@@ -106,19 +96,19 @@ def _suspension_action(request, team_id, action, done: str):
     return _team_page(request, target, suspend_form=form, status=400)
 
 
-@staff_only
+@staff_required
 @require_POST
 def team_suspend(request, team_id):
     return _suspension_action(request, team_id, services.staff_suspend_team, "is suspended")
 
 
-@staff_only
+@staff_required
 @require_POST
 def team_restore(request, team_id):
     return _suspension_action(request, team_id, services.staff_restore_team, "is restored")
 
 
-@staff_only
+@staff_required
 @require_GET
 def exports_page(request):
     today = timezone.now().date()
@@ -141,19 +131,68 @@ def _export(request, kind: str, stream, action: str):
     return response
 
 
-@staff_only
+@staff_required
 @require_GET
 def export_jobs(request):
     return _export(request, "jobs", exports.jobs_csv, AuditEntry.Action.EXPORT_JOBS)
 
 
-@staff_only
+@staff_required
 @require_GET
 def export_ledger(request):
     return _export(request, "ledger", exports.ledger_csv, AuditEntry.Action.EXPORT_LEDGER)
 
 
-@staff_only
+@staff_required
 @require_GET
 def audit(request):
     return render(request, "ops/audit.html", {"section": "audit", "entries": AuditEntry.objects.all()[:200]})
+
+
+@staff_required
+@require_GET
+def moderation_queue(request):
+    return render(request, "ops/moderation.html", {
+        "flagged": moderation.flagged_queue()[:200],
+        "reports": moderation.report_queue()[:200],
+        "suspensions": moderation.suspended_teams(),
+        "recent_refusals": ModerationDecision.objects.filter(outcome=ModerationDecision.Outcome.REFUSE)
+        .select_related("team").order_by("-created_at")[:50],
+    })
+
+
+@staff_required
+@require_POST
+def moderation_decide(request):
+    form = ModerationDecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "That decision could not be read; please try again.")
+        return redirect("ops:moderation")
+    data = form.cleaned_data
+    item = get_object_or_404(services.MODERATION_ITEMS[data["kind"]], pk=data["item"])
+    try:
+        services.staff_moderation_decide(staff=request.user, item=item, decision=data["decision"], note=data["note"])
+    except services.StaffActionRefused as refusal:
+        messages.error(request, refusal.message)
+    else:
+        messages.success(request, "Decision recorded.")
+    return redirect("ops:moderation")
+
+
+@staff_required
+@require_POST
+def moderation_suspension(request):
+    form = ModerationSuspensionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "That request could not be read; please try again.")
+        return redirect("ops:moderation")
+    team = get_object_or_404(Team, pk=form.cleaned_data["team"])
+    restore = form.cleaned_data["action"] == "restore"
+    action = services.staff_restore_team if restore else services.staff_suspend_team
+    try:
+        action(staff=request.user, team=team, reason=form.cleaned_data["reason"])
+    except services.StaffActionRefused as refusal:
+        messages.error(request, refusal.message)
+    else:
+        messages.success(request, f"{team.name} can generate videos again." if restore else f"{team.name}'s video generation is suspended.")
+    return redirect("ops:moderation")

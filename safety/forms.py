@@ -17,16 +17,3 @@ class VerifyForm(forms.Form):
 class ReportForm(forms.Form):
     reason = forms.ChoiceField(choices=VideoReport.Reason.choices, widget=forms.RadioSelect, label="What is wrong with it?")
     note = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3}), label="Details (optional)")
-
-
-class DecisionForm(forms.Form):
-    kind = forms.ChoiceField(choices=[("prompt", "prompt"), ("report", "report")])
-    item = forms.IntegerField(min_value=1)
-    decision = forms.ChoiceField(choices=[("dismiss", "Dismiss"), ("confirm", "Confirm"), ("take_down", "Take down")])
-    note = forms.CharField(required=False, max_length=2000)
-
-
-class SuspensionForm(forms.Form):
-    team = forms.IntegerField(min_value=1)
-    action = forms.ChoiceField(choices=[("suspend", "Suspend"), ("restore", "Restore")])
-    reason = forms.CharField(required=False, max_length=500)

@@ -15,11 +15,25 @@ from django.db.models import Max
 from django.utils import timezone
 
 from accounts.models import Membership
-from billing.quotas import SubmissionRefused
+from core.errors import NotAllowed, Refusal
+from generation.sharing import job_take_down
 
 from . import policy
 from .models import ModerationDecision, Review, Suspension, VideoReport
 from .suspensions import active_suspension, suspend_team, suspended_message
+
+class TeamSuspended(NotAllowed):
+    """The team may not submit while a suspension lasts."""
+
+    code = "team_suspended"
+
+
+class PromptRefused(Refusal):
+    """The content policy refuses the prompt (the reason is given by category only)."""
+
+    status = 422
+    code = "prompt_refused"
+
 
 # What staff may decide on each kind of queue item.
 PROMPT_DECISIONS = {"dismiss": Review.DISMISSED, "confirm": Review.CONFIRMED}
@@ -27,12 +41,12 @@ REPORT_DECISIONS = {"dismiss": Review.DISMISSED, "take_down": Review.TAKEN_DOWN}
 
 
 def prompt_check(*, team, user, prompt: str, negative_prompt: str = "", via_api: bool = False) -> ModerationDecision:
-    """Decide on a prompt and record the decision. Raises billing.quotas.SubmissionRefused
-    (the path every submission refusal takes to the form and the API) if the team is
+    """Decide on a prompt and record the decision. Raises TeamSuspended or PromptRefused
+    (core.errors.Refusal, the path every submission refusal takes to the form and the API) if the team is
     suspended or the prompt is refused; nothing else is written then."""
     suspension = active_suspension(team)
     if suspension is not None:
-        raise SubmissionRefused(suspended_message(suspension), status=403, code="team_suspended")
+        raise TeamSuspended(suspended_message(suspension))
     # The negative prompt is checked too: it is text sent to the model like the prompt.
     verdict = policy.evaluate(prompt)
     if verdict.outcome != policy.REFUSE and negative_prompt:
@@ -52,7 +66,7 @@ def prompt_check(*, team, user, prompt: str, negative_prompt: str = "", via_api:
     )
     if verdict.outcome == policy.REFUSE:
         suspended = _suspend_if_repeated(team)
-        raise SubmissionRefused(_refusal_message(verdict, suspended), status=422, code="prompt_refused", field="prompt")
+        raise PromptRefused(_refusal_message(verdict, suspended), field="prompt")
     return decision
 
 
@@ -135,10 +149,7 @@ def decide(item: ModerationDecision | VideoReport, *, by, decision: str, note: s
 
 
 def _take_down(report: VideoReport, *, by, note: str) -> None:
-    from generation.sharing import job_share_disable
-
-    job = report.job
-    job_share_disable(job)
+    job = job_take_down(job=report.job)
     # Every other pending report of the same video is settled by this decision.
     VideoReport.objects.filter(job=job, review=Review.PENDING).update(
         review=Review.TAKEN_DOWN, reviewed_by=by, reviewed_at=timezone.now()
@@ -153,11 +164,6 @@ def _take_down(report: VideoReport, *, by, note: str) -> None:
         + "The video itself stays in your team's gallery. Reply to this mail if you think this is a mistake."
     )
     transaction.on_commit(lambda: send_mail("A shared video was taken down", body, None, owners, fail_silently=True))
-
-
-def is_taken_down(job) -> bool:
-    """Staff took this video down after a report: it must not be shared again."""
-    return VideoReport.objects.filter(job=job, review=Review.TAKEN_DOWN).exists()
 
 
 def report_video(job, *, reason: str, note: str = "", reporter=None) -> VideoReport:

@@ -14,6 +14,8 @@ import av
 import numpy as np
 from django.db import IntegrityError, transaction
 
+from core.errors import Refusal
+
 from . import watermark
 from .models import WatermarkRecord
 
@@ -109,12 +111,11 @@ def sign_job_video(job, video: bytes) -> bytes:
 # --- the verifier (page and API) -------------------------------------------------------
 
 
-class VerifyError(ValueError):
+class VerifyError(Refusal):
     """A verifier request that cannot be answered; the message says why, for the user."""
 
     def __init__(self, message: str, *, status: int = 400, code: str = "invalid_request", field: str = "file"):
-        super().__init__(message)
-        self.message, self.status, self.code, self.field = message, status, code, field
+        super().__init__(message, status=status, code=code, field=field)
 
 
 def max_upload_bytes() -> int:
@@ -173,10 +174,10 @@ def verify_share_link(url: str) -> Verification:
         return verify_video(video.read())
 
 
-def verification_json(result: Verification, *, user=None, team=None) -> dict:
+def verification_json(result: Verification, *, staff: bool = False, team=None) -> dict:
     """The verifier's answer. Anyone sees whether the video carries a Framecast mark (and
-    its content credentials); staff also see the job, team and time; the job's own team
-    sees which of its videos it is."""
+    its content credentials); `staff` (accounts.permissions.is_staff_member) also see the
+    job, team and time; the job's own team sees which of its videos it is."""
     body = {
         "marked": result.marked,
         "confidence": round(result.confidence, 3),
@@ -192,7 +193,7 @@ def verification_json(result: Verification, *, user=None, team=None) -> dict:
     if record is None:
         return body
     job = record.job
-    if user is not None and getattr(user, "is_staff", False):
+    if staff:
         body["job"] = {
             "id": str(job.id) if job else None,
             "team": {"id": job.team_id, "name": job.team.name} if job else None,

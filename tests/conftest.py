@@ -27,6 +27,10 @@ REPO = Path(__file__).resolve().parent.parent
 # this process, _isolated_data sets it), whatever the developer's environment says. Tests whose
 # figures are framecast-tiny's limits and prices use the tiny_default fixture.
 os.environ["FRAMECAST_DEFAULT_MODEL"] = "framecast-toy"
+# No test sends a webhook off this machine, or even looks its host up: only loopback
+# endpoints (the tests' own receivers) are resolved and delivered to, here and in the
+# servers and workers the tests start.
+os.environ["FRAMECAST_WEBHOOKS_LOOPBACK_ONLY"] = "true"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
@@ -76,6 +80,7 @@ def _isolated_data(data_dirs, settings):
     settings.CACHES = {name: {**config, "KEY_PREFIX": uuid.uuid4().hex} for name, config in settings.CACHES.items()}
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.FRAMECAST_DEFAULT_MODEL = "framecast-toy"
+    settings.FRAMECAST_WEBHOOKS_LOOPBACK_ONLY = True
 
 
 @pytest.fixture

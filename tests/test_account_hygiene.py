@@ -81,10 +81,11 @@ def test_a_wrong_current_password_changes_nothing(alice_client):
 
 @pytest.fixture
 def dana(client, mailoutbox, django_capture_on_commit_callbacks):
-    """Dana signs up; her browser is `client` and the verification mail is the last one."""
+    """Dana signs up and logs in; her browser is `client` and the verification mail is the last one."""
     with django_capture_on_commit_callbacks(execute=True):
         client.post("/accounts/signup/", {"email": "dana@example.com", "password": PASSWORD})
     assert [mail.to for mail in mailoutbox] == [["dana@example.com"]]
+    log_in(client, "dana@example.com", PASSWORD)
     return User.objects.get(email="dana@example.com")
 
 

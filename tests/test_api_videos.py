@@ -7,7 +7,7 @@ from accounts.models import Membership
 from billing.models import BillingAccount
 from generation.models import Job
 
-from .conftest import SMALL_REQUEST, client_for, on_plan
+from .conftest import SMALL_REQUEST, on_plan
 
 pytestmark = pytest.mark.django_db
 
@@ -103,6 +103,46 @@ def test_listing_pages_with_a_cursor_and_filters(api, alice):
     bad = api.get("videos?status=exploded")
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "status"
     assert api.get("videos?created_after=yesterday").json()["error"]["field"] == "created_after"
+
+
+def _b64(text: str) -> str:
+    import base64
+
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "%00",
+        "",
+        "bm90IGEgY3Vyc29y",  # "not a cursor"
+        "%27%20OR%201%3D1--",  # ' OR 1=1--
+        "cD0yMDI2LTEyLTAx%00",  # a real-looking cursor with a NUL after it
+        _b64("p=yesterday"),  # a position that is no date-time
+        _b64("p=2026-12-01 00:00:00%00"),  # one with a NUL inside
+        _b64("o=1&o=2"),
+        _b64("r=2"),
+        _b64("x=1"),
+    ],
+)
+def test_a_cursor_that_is_not_ours_is_a_404_in_the_error_shape(api, cursor):
+    api.post("videos", SMALL_REQUEST)
+    response = api.get(f"videos?cursor={cursor}")
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["type"] == "not_found" and error["message"] == "Invalid cursor" and error["request_id"]
+
+
+def test_next_and_previous_cursors_still_page_both_ways(api):
+    for _ in range(5):
+        api.post("videos", SMALL_REQUEST)
+    first = api.get("videos?limit=2").json()
+    second = api.get(first["next"].removeprefix("http://testserver/api/v1/")).json()
+    third = api.get(second["next"].removeprefix("http://testserver/api/v1/")).json()
+    back = api.get(third["previous"].removeprefix("http://testserver/api/v1/")).json()
+    assert [len(page["data"]) for page in (first, second, third)] == [2, 2, 1]
+    assert [v["id"] for v in back["data"]] == [v["id"] for v in second["data"]]
 
 
 def test_deleting_a_finished_video_removes_it_and_its_files(api, data_dirs, django_capture_on_commit_callbacks):

@@ -136,6 +136,7 @@ def test_usage_this_period_per_member_and_per_api_key(alice, acme, bob):
         JobCharge.objects.create(
             job_id=job.id, account=account, price_credits=credits, from_subscription=credits, video_seconds=seconds,
             via_api_key_id=api_key.pk if api_key else None, state=JobCharge.State.CAPTURED, settled_at=timezone.now(),
+            member_id=user.pk,
         )
     unfinished = Job.objects.create(created_by=bob, **common)
     JobCharge.objects.create(job_id=unfinished.id, account=account, price_credits=99, from_subscription=99, video_seconds=9)
@@ -144,3 +145,6 @@ def test_usage_this_period_per_member_and_per_api_key(alice, acme, bob):
     assert "alice@example.com 2 15 1.5" in text
     assert "bob@example.com 1 7 2.0" in text, "held (unfinished) jobs are not counted"
     assert f"ci server ({key.prefix}…) 1 10 1.0" in text
+    Job.objects.filter(created_by=alice).delete()
+    text = visible_text(client_for(bob, acme).get("/billing/"))
+    assert "alice@example.com 2 15 1.5" in text, "a deleted video still counts for the member who made it"

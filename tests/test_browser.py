@@ -67,7 +67,7 @@ def embedded_server(tmp_path_factory):
         except OSError:
             if time.monotonic() > deadline or server.poll() is not None:
                 server.kill()
-                raise RuntimeError((data / "serve.log").read_text())
+                raise RuntimeError((data / "serve.log").read_text()) from None
             time.sleep(0.2)
     yield base
     server.terminate()
@@ -91,13 +91,17 @@ def browser():
 
 def signed_up(browser, base_url: str, email: str):
     """A browser context of its own for a person who signed up through the sign-up page,
-    reached from the login page a logged-out visitor lands on."""
+    reached from the login page a logged-out visitor lands on, and then logged in."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.goto(base_url + "/")
     assert "/accounts/login/" in page.url
     page.click("text=Create an account")
     page.fill("#id_email", email)
+    page.fill("#id_password", "a long passphrase 42")
+    page.click("button[type=submit]")
+    page.click("section a[href^='/accounts/login/']")  # on "Check your mail", the same page a taken address gets
+    page.fill("#id_username", email)
     page.fill("#id_password", "a long passphrase 42")
     page.click("button[type=submit]")
     page.wait_for_selector("text=New video")

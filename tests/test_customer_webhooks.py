@@ -1,6 +1,5 @@
 """Webhooks to customers: signed the Standard Webhooks way, retried, never redirected."""
 
-import json
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer

@@ -54,12 +54,16 @@ def test_bob_signs_up_from_the_mailed_link_and_joins_with_the_invited_role(
     page = browser.get(link)
     assert page.status_code == 200
     text = page_text(page)
-    assert "Join Acme" in text and "alice@example.com" in text and "<strong>admin</strong>" in text
+    assert "Join Acme" in text and "a…@example.com invited b…@example.com" in text and "<strong>admin</strong>" in text
     signup_url = page.context["signup_url"]
-    assert browser.get(signup_url).context["form"]["email"].value() == "bob@example.com"
+    assert not browser.get(signup_url).context["form"]["email"].value()  # not prefilled: the link may be anyone's
     with django_capture_on_commit_callbacks(execute=True):
-        signed_up = browser.post(signup_url, {"email": "bob@example.com", "password": PASSWORD, "next": link})
-    assert signed_up["Location"] == link
+        signed_up = browser.post(signup_url, {"email": "bob@example.com", "password": PASSWORD, "next": link}, follow=True)
+    login_url = signed_up.context["login_url"]
+    assert "Check your mail" in page_text(signed_up) and login_url.startswith("/accounts/login/?next=")
+    logged_in = browser.post(login_url, {"username": "bob@example.com", "password": PASSWORD, "next": link})
+    assert logged_in["Location"] == link
+    assert "alice@example.com invited bob@example.com" in page_text(browser.get(link))  # the invitee, signed in
 
     joined = browser.post(link, follow=True)
     assert joined.redirect_chain == [("/", 302)]
@@ -110,6 +114,23 @@ def test_an_expired_invitation_is_gone_and_says_when_it_expired(invite, bob, acm
     text = page_text(response)
     assert "This invitation expired on" in text and "Ask alice@example.com for a new one." in text
     assert not acme.memberships.filter(user=bob).exists()
+
+
+def test_a_signed_out_viewer_of_the_link_sees_no_full_address(invite, acme):
+    """Issue #21: the link opened without signing in showed the inviter's and the invitee's
+    full addresses (to anyone the mail was forwarded to)."""
+    link = invite()
+    browser = Client()
+    page = browser.get(link)
+    assert page.status_code == 200
+    assert "a…@example.com invited b…@example.com to join" in page_text(page)
+    signup = browser.get(page.context["signup_url"])
+    for response in (page, signup, browser.get(page.context["login_url"])):
+        assert "alice@example.com" not in page_text(response) and "bob@example.com" not in page_text(response)
+
+    Invitation.objects.update(expires_at=timezone.now() - timedelta(days=1))
+    expired = page_text(browser.get(link))
+    assert "Ask a…@example.com for a new one." in expired and "alice@example.com" not in expired
 
 
 def test_an_invitation_works_once(invite, bob, acme):

@@ -90,7 +90,7 @@ def test_dispatch_failure_fails_the_job_instead_of_leaving_it_queued(transaction
     from .conftest import REPO, _database_url
 
     script = textwrap.dedent(
-        f"""
+        """
         import django
         django.setup()
         from accounts.models import User

@@ -5,7 +5,7 @@ import textwrap
 
 import pytest
 
-from generation import catalog, pools
+from generation import catalog
 from generation.forms import JobForm
 
 from .conftest import on_plan

@@ -7,7 +7,7 @@ from django.test import Client
 
 from generation.sharing import job_share_enable
 from safety.models import ModerationDecision, Review, VideoReport
-from safety.moderation import InvalidDecision, decide, is_taken_down
+from safety.moderation import InvalidDecision, decide
 from safety.suspensions import active_suspension, suspend_team
 
 from .conftest import SMALL_REQUEST, client_for, page_text
@@ -82,7 +82,8 @@ def test_taking_a_video_down_kills_its_link_and_tells_the_owner(staff, alice, sh
         )
     assert response.status_code == 302
     assert Client().get(link).status_code == 404
-    assert is_taken_down(shared_job)
+    shared_job.refresh_from_db()
+    assert shared_job.taken_down_at is not None
     assert set(VideoReport.objects.values_list("review", flat=True)) == {Review.TAKEN_DOWN}
     second.refresh_from_db()
     assert second.reviewed_by == staff
@@ -96,8 +97,7 @@ def test_taking_a_video_down_kills_its_link_and_tells_the_owner(staff, alice, sh
     # Audited like every staff action, and the owner cannot simply share it again.
     entry = AuditEntry.objects.get(action=AuditEntry.Action.MODERATION_DECISION)
     assert (entry.staff, entry.reason, entry.details["decision"]) == (staff, "impersonation", "take_down")
-    shared_job.refresh_from_db()
-    with pytest.raises(NotShareable, match="took this video down"):
+    with pytest.raises(NotShareable, match="taken down after a report"):
         job_share_enable(shared_job)
     assert shared_job.share_token == ""
 
@@ -155,3 +155,47 @@ def test_staff_suspend_a_team_only_with_a_reason(staff, alice):
 def test_the_shared_page_offers_the_report_form(shared_job):
     page = Client().get(f"/s/{shared_job.share_token}/").content.decode()
     assert f'href="/s/{shared_job.share_token}/report/"' in page
+
+
+def test_a_staff_member_s_api_key_or_deactivated_account_sees_no_queue(staff, alice):
+    """The moderation queue has the staff dashboard's rule: an active staff user in the
+    browser, never an API key (even a staff member's own)."""
+    from accounts.api_keys import apikey_create
+    from accounts.models import Membership
+
+    _, staff_key = apikey_create(membership=Membership.objects.get(user=staff), name="staff ci")
+    with_key = {"HTTP_AUTHORIZATION": f"Bearer {staff_key}"}
+    assert Client().get("/staff/moderation/", **with_key).status_code == 404
+    assert client_for(staff).get("/staff/moderation/", **with_key).status_code == 404
+    report = VideoReport.objects.create(job=job_share_enable(finished(alice.personal_team, alice)), reason="other")
+    refused = client_for(staff).post(
+        "/staff/moderation/decide", {"kind": "report", "item": report.pk, "decision": "take_down"}, **with_key
+    )
+    assert refused.status_code == 404
+    staff.is_active = False
+    staff.save(update_fields=["is_active"])
+    assert client_for(staff).get("/staff/moderation/").status_code == 404
+    report.refresh_from_db()
+    assert report.review == Review.PENDING
+
+
+def test_a_decision_and_its_audit_row_are_written_together(staff, alice, alice_client):
+    """One audit row per decision that stands; a refused decision leaves neither."""
+    from ops.models import AuditEntry
+
+    alice_client.post("/", {**SMALL_REQUEST, "prompt": "a gory massacre"})
+    item = ModerationDecision.objects.get()
+    staff_client = client_for(staff)
+    wrong = staff_client.post("/staff/moderation/decide", {"kind": "prompt", "item": item.pk, "decision": "take_down"}, follow=True)
+    assert "Choose one of: dismiss, confirm." in page_text(wrong)
+    item.refresh_from_db()
+    assert item.review == Review.PENDING and not AuditEntry.objects.exists()
+
+    staff_client.post("/staff/moderation/decide", {"kind": "prompt", "item": item.pk, "decision": "confirm", "note": "gore"})
+    staff_client.post("/staff/moderation/decide", {"kind": "prompt", "item": item.pk, "decision": "dismiss"})
+    item.refresh_from_db()
+    [entry] = AuditEntry.objects.filter(action=AuditEntry.Action.MODERATION_DECISION)
+    assert (item.review, item.reviewed_by) == (Review.CONFIRMED, staff)
+    assert (entry.staff, entry.target_id, entry.reason, entry.details) == (
+        staff, str(item.pk), "gore", {"kind": "prompt", "decision": "confirm"}
+    )

@@ -87,11 +87,12 @@ def test_the_official_sdk_creates_polls_lists_downloads_remixes_and_deletes(sora
         ({"size": "big"}, "size", "WIDTHxHEIGHT"),
         ({"seconds": "12"}, "seconds", "at most 4"),
         ({"model": "no-such-model"}, "model", "does not exist"),
+        ({"prompt": "\u200b\u00ad\u2060"}, "prompt", "is required"),  # invisible characters only
     ],
 )
 def test_bad_parameters_are_the_sdks_bad_request_error_naming_the_parameter(sora, request_fields, param, words):
     with pytest.raises(openai.BadRequestError) as raised:
-        sora.videos.create(prompt="a kite", **{**SMALL, **request_fields})
+        sora.videos.create(**{"prompt": "a kite", **SMALL, **request_fields})
     assert raised.value.param == param and words in raised.value.message
     assert not Job.objects.exists()
 

@@ -38,7 +38,7 @@ def staff(db):
 
 def test_the_walk_finds_the_dashboard_routes():
     assert {"ops:money", "ops:operations", "ops:customers", "ops:team", "ops:team_credits", "ops:export_jobs",
-            "ops:export_ledger", "ops:audit"} <= set(ops_routes())
+            "ops:export_ledger", "ops:audit", "ops:moderation", "ops:moderation_decide"} <= set(ops_routes())
 
 
 @pytest.mark.parametrize("name", ops_routes())
@@ -64,7 +64,8 @@ def test_everyone_but_staff_gets_404_on_every_dashboard_url(name, alice, charlie
     assert not CreditEntry.objects.filter(kind=CreditEntry.Kind.ADJUSTMENT).exists(), "no POST got through"
 
 
-@pytest.mark.parametrize("name", [n for n in ops_routes() if n not in {"ops:team_credits", "ops:team_suspend", "ops:team_restore"}])
+@pytest.mark.parametrize("name", [n for n in ops_routes() if n not in {
+    "ops:team_credits", "ops:team_suspend", "ops:team_restore", "ops:moderation_decide", "ops:moderation_suspension"}])
 def test_staff_get_every_page(name, alice, staff):
     url = url_of(name, alice.personal_team)
     response = client_for(staff).get(url, {"q": "alice", "from": "2026-01-01", "to": "2026-01-31"})

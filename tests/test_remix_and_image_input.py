@@ -159,6 +159,31 @@ def test_a_bad_remix_request_names_the_field_and_holds_nothing(api, alice, tiny_
     assert Job.objects.count() == 1
 
 
+def test_a_remix_with_no_denoising_step_left_is_refused_naming_strength(api, alice, tiny_model):
+    """A 1-step video remixed at 0.5 would run int(1 × 0.5) = 0 steps and fail on the GPU:
+    it is a 400 naming `strength` and saying what would work, with no job and no hold."""
+    from billing.ledger import account_for_team
+
+    source = generate(alice, steps=1)
+    before = account_for_team(alice.personal_team)
+    response = api("post", f"videos/{source.id}/remix", {"prompt": "a boat", "strength": 0.5})
+    assert response.status_code == 400, response.json()
+    error = response.json()["error"]
+    assert error["field"] == "strength" and "at least 1" in error["message"]
+    after = account_for_team(alice.personal_team)
+    assert Job.objects.count() == 1 and (after.available, after.held_credits) == (before.available, before.held_credits)
+    assert api("post", f"videos/{source.id}/remix", {"prompt": "a boat", "strength": 1}).status_code == 201
+
+
+def test_a_remix_of_a_fast_video_runs_at_standard_speed(alice, tiny_model):
+    on_plan(alice.personal_team, "pro")
+    source = generate(alice, speed="fast")
+    remix = job_submit(team=alice.personal_team, user=alice, params=remix_params(source, prompt="a boat", strength=0.5))
+    run_next("cpu", worker="test")
+    remix.refresh_from_db()
+    assert remix.speed == "standard" and remix.state == Job.State.SUCCEEDED, remix.error_detail
+
+
 def test_only_a_finished_video_can_be_remixed(api, alice):
     queued = job_submit(team=alice.personal_team, user=alice, params=JobParams(prompt="a kite", **BASE))
     response = api("post", f"videos/{queued.id}/remix", {"prompt": "a boat"})
@@ -174,8 +199,8 @@ def test_only_a_finished_video_can_be_remixed(api, alice):
     ],
 )
 def test_a_reference_image_that_is_not_one_is_refused_by_name(data, words):
-    from billing.quotas import SubmissionRefused
+    from core.errors import Refusal
 
-    with pytest.raises(SubmissionRefused) as refused:
+    with pytest.raises(Refusal) as refused:
         reference_image_png(data, model_name="framecast-tiny")
     assert refused.value.field == "input_image" and words in refused.value.message

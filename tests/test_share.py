@@ -127,3 +127,42 @@ def test_a_team_member_sees_the_link_on_the_videos_page(alice, bob, acme):
     html = page_text(client_for(bob, acme).get(job.get_absolute_url()))
     assert f"http://testserver/s/{job.share_token}/" in html
     assert "Turn off the link" in html
+
+
+def test_a_shared_file_is_named_from_the_prompt_not_the_job_id(alice, alice_client):
+    """Content-Disposition of the public video and poster names neither the job id nor the
+    link's token (a downloaded file gets forwarded); the team's own download still does."""
+    job = finished(alice.personal_team, alice, prompt="A paper boat, on a river!")
+    share(alice_client, job)
+    link = link_of(job)
+    stranger = Client()
+    for path, name in (("video.mp4?download=1", "framecast-a-paper-boat-on-a-river.mp4"),
+                       ("video.mp4", "framecast-a-paper-boat-on-a-river.mp4"),
+                       ("poster.jpg", "framecast-a-paper-boat-on-a-river.jpg")):
+        disposition = stranger.get(link + path)["Content-Disposition"]
+        assert name in disposition
+        assert str(job.id) not in disposition and job.share_token not in disposition
+    own = alice_client.get(job.video_url() + "?download=1")["Content-Disposition"]
+    assert own.startswith("attachment") and str(job.id) in own
+
+
+def test_a_video_taken_down_after_a_report_cannot_be_shared_again(alice, alice_client):
+    from generation.sharing import job_take_down
+
+    job = finished(alice.personal_team, alice)
+    share(alice_client, job)
+    old = link_of(job)
+    job_take_down(job=job)
+    assert Client().get(old).status_code == 404
+
+    response = share(alice_client, job)
+    page = page_text(alice_client.get(response["Location"]))
+    assert "This video was taken down after a report and cannot be shared." in page
+    assert 'id="share-on"' not in page, "no share button is offered"
+    assert link_of(job) == "/s//", "no new link was made"
+    # Turning the (dead) link off and on again does not bring it back either.
+    share(alice_client, job, on=False)
+    share(alice_client, job)
+    assert link_of(job) == "/s//" and Client().get(old).status_code == 404
+    # The video itself stays in the team's gallery.
+    assert alice_client.get(job.get_absolute_url()).status_code == 200

@@ -528,3 +528,25 @@ def test_overage_of_a_job_is_metered_for_the_customer_and_billed_on_the_next_inv
     assert expected > 0
     deliver_all(stripe_catalog, renewal.values())
     assert account_of(team).subscription_credits == 6000, "the renewal still grants the plan's credits"
+
+
+def test_a_signature_dated_outside_the_tolerance_either_way_is_refused(owner, stripe_catalog):
+    """Issue #21: the SDK checks only the past side of its 300 s tolerance; a signature dated
+    ahead (even ten years) must not be accepted, or it stays replayable until then."""
+    team = owner.personal_team
+    event = checkout(client_for(owner, team), stripe_catalog, pack="pack-500")["checkout.session.completed"]
+    now = int(timezone.now().timestamp())
+    attempts = {
+        "301 s ahead": deliver(stripe_catalog, event, timestamp=now + 301),
+        "ten years ahead": deliver(stripe_catalog, event, timestamp=now + 10 * 365 * 86400),
+        "301 s old": deliver(stripe_catalog, event, timestamp=now - 301),
+    }
+    assert {name: response.status_code for name, response in attempts.items()} == dict.fromkeys(attempts, 400)
+    assert "in the future, more than the 300 s tolerance" in attempts["301 s ahead"].json()["error"]
+    assert "tolerance" in attempts["301 s old"].json()["error"]
+    assert not StripeEvent.objects.exists() and account_of(team).purchased_credits == 0
+
+    # Within the tolerance (a clock a little ahead or behind), the event is handled.
+    assert deliver(stripe_catalog, event, timestamp=now + 200).json()["status"] == "processed"
+    assert deliver(stripe_catalog, {**event, "id": "evt_late"}, timestamp=now - 200).json()["duplicate"] is False
+    assert account_of(team).purchased_credits == 500

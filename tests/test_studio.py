@@ -9,7 +9,7 @@ from django.core.files.base import ContentFile
 from generation.models import Job
 from generation.services import JobParams, job_submit
 
-from .conftest import client_for, on_plan, page_text
+from .conftest import on_plan, page_text
 
 # framecast-tiny's figures (sizes, lengths, prices), not the shipped default's, below.
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tiny_default")]

@@ -22,9 +22,11 @@ def test_create_a_team_and_work_in_it(alice_client, alice):
 
 
 def test_team_needs_a_name(alice_client):
-    response = alice_client.post("/teams/", {"name": "   "})
-    assert response.status_code == 400
-    assert "Team name is required." in page_text(response)
+    for blank in ("   ", "\u200b\u200d\u00ad"):  # zero-width characters show no name either
+        response = alice_client.post("/teams/", {"name": blank})
+        assert response.status_code == 400
+        assert "Team name is required." in page_text(response)
+    assert not Team.objects.filter(personal_owner=None).exists()
 
 
 def test_switching_changes_whose_gallery_you_see(alice, acme):

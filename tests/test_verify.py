@@ -151,3 +151,12 @@ def test_api_errors_have_the_one_shape(api_key, client, settings):
     big = client.post("/api/v1/verify", {"file": upload(b"\0" * (2 * 1024 * 1024))}, **auth)
     assert big.status_code == 413 and big.json()["error"]["type"] == "file_too_large"
     assert client.post("/api/v1/verify", {}).status_code in (401, 403)
+
+
+def test_a_staff_member_s_api_key_gets_no_staff_details(alice, staff, client):
+    """Staff count as staff in the browser only: a staff member's key acts for its team."""
+    on_plan(staff.personal_team, "creator")
+    _, staff_key = apikey_create(membership=Membership.objects.get(user=staff), name="staff ci")
+    others = marked_job(alice.personal_team, alice)
+    body = client.post("/api/v1/verify", {"file": upload(video_bytes(others))}, HTTP_AUTHORIZATION=f"Bearer {staff_key}").json()
+    assert body["marked"] is True and "job" not in body

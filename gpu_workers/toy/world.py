@@ -156,14 +156,3 @@ def sample_clips(
         videos[i], alphas[i] = render(scene, start=random_start(scene, rng), size=size, frames=frames)
         chosen.append(scene)
     return videos, alphas, chosen
-
-
-def parse_caption(caption: str) -> Scene | None:
-    """The scene a caption of this world describes, or None if it is not one."""
-    words = caption.lower().split()
-    if len(words) != 9 or words[0] != "a" or words[3] != "moving" or words[5:7] != ["on", "a"] or words[8] != "background":
-        return None
-    colour, shape, motion, background = words[1], words[2], words[4], words[7]
-    if colour in COLOURS and shape in SHAPES and motion in MOTIONS and background in BACKGROUNDS:
-        return Scene(colour, shape, motion, background)
-    return None

@@ -16,7 +16,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from django.db.models import CharField, FileField, TextField
 
+from accounts.models import new_webhook_secret
 from billing.models import BillingAccount, CreditEntry, Payment, Plan
+from core import crypto
 from generation.models import Job
 from generation.pools import all_pools
 from gpu_workers.models import WorkerHeartbeat
@@ -84,9 +86,9 @@ class Command(BaseCommand):
             team_base = cursor.fetchone()[0]
             cursor.execute(
                 "INSERT INTO accounts_team (name, webhook_secret, personal_owner_id, created_at) "
-                "SELECT 'Seed team ' || u.id, 'whsec_seed', u.id, u.date_joined FROM accounts_user u "
+                "SELECT 'Seed team ' || u.id, %s, u.id, u.date_joined FROM accounts_user u "
                 "WHERE u.email LIKE 'seed%%@bench.example' AND u.id > %s ORDER BY u.id",
-                [base],
+                [crypto.encrypt(new_webhook_secret()), base],  # stored encrypted, as the model field does
             )
             cursor.execute(
                 "INSERT INTO accounts_membership (team_id, user_id, role, created_at) "

@@ -86,7 +86,7 @@ class JobsCollector:
 
         from generation.models import Job
         from generation.pools import all_pools
-        from gpu_workers.models import WorkerHeartbeat
+        from gpu_workers.selectors import worker_statuses
 
         now = timezone.now()
         pool_names = sorted({pool.name for pool in all_pools()})
@@ -130,11 +130,11 @@ class JobsCollector:
         busy = GaugeMetricFamily("framecast_worker_busy", "1 while a worker runs a job.", labels=labels)
         done = GaugeMetricFamily("framecast_worker_jobs_done", "Jobs a worker process has run since it started.", labels=labels)
         memory = GaugeMetricFamily("framecast_worker_memory_used_mb", "Memory a worker reports in use (GPU, else RSS).", labels=labels)
-        for worker in WorkerHeartbeat.objects.filter(last_seen_at__gte=now - HEARTBEAT_WINDOW):
+        for status in worker_statuses(seen_since=now - HEARTBEAT_WINDOW):
+            worker = status.worker
             key = [worker.hostname, worker.pool, worker.device]
-            age = (now - worker.last_seen_at).total_seconds()
-            seen.add_metric(key, age)
-            up.add_metric(key, 1 if age < settings.FRAMECAST_HEARTBEAT_STALE_SECONDS else 0)
+            seen.add_metric(key, (now - worker.last_seen_at).total_seconds())
+            up.add_metric(key, 0 if status.status == "stale" else 1)
             busy.add_metric(key, 1 if worker.current_job_id else 0)
             done.add_metric(key, worker.jobs_done)
             memory.add_metric(key, worker.memory_used_mb)

@@ -12,6 +12,8 @@ import uvicorn
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+EMBEDDED_HOSTNAME = "embedded@localhost"
+
 
 class Command(BaseCommand):
     help = "Run the web server; in the embedded mode also a worker thread."
@@ -42,29 +44,9 @@ class Command(BaseCommand):
         )
 
     def _start_embedded_worker(self, *, recover: bool) -> None:
-        from celery.worker import WorkController
-
-        from config.celery_app import app
-        from generation import catalog, pools
         from generation.services import jobs_recover_after_restart
-        from generation.webhooks import webhooks_queue
 
-        # Every pool whose models this machine has: on a laptop, the CPU pool's tiny model.
-        local_models = {spec.name for spec in catalog.available_models()}
-        queues = [pool.queue for pool in pools.all_pools() if local_models & set(pool.models)]
-        queues += [webhooks_queue(), settings.CELERY_TASK_DEFAULT_QUEUE]  # customer webhooks, periodic work
-        worker = WorkController(
-            app=app,
-            hostname="embedded@localhost",
-            pool_cls="solo",
-            concurrency=1,
-            queues=queues,
-            without_heartbeat=True,
-            without_mingle=True,
-            without_gossip=True,
-            loglevel="INFO",
-        )
-        threading.Thread(target=worker.start, name="embedded-gpu-worker", daemon=True).start()
+        embedded_worker_start()
         threading.Thread(target=self._embedded_beat, name="embedded-beat", daemon=True).start()
         if recover:
             # The in-memory broker lost its messages when the last server stopped.
@@ -89,3 +71,43 @@ class Command(BaseCommand):
                 webhooks_retry_due()
             except Exception:  # noqa: BLE001 - keep beating
                 logging.getLogger(__name__).warning("Embedded beat failed", exc_info=True)
+
+
+def embedded_worker_start():
+    """A worker in a thread of this process, consuming every pool whose models this machine
+    has, heartbeating like any other worker. Returns its WorkController (`.stop()` ends it)."""
+    from celery.app import trace
+    from celery.worker import WorkController
+
+    from celery import current_app
+
+    from generation import catalog, pools
+    from generation.webhooks import webhooks_queue
+    from gpu_workers import heartbeat
+
+    app = current_app._get_current_object()  # config's app, made current when Django starts
+
+    # Every pool whose models this machine has: on a laptop, the CPU pool's tiny model.
+    local_models = {spec.name for spec in catalog.available_models()}
+    queues = [pool.queue for pool in pools.all_pools() if local_models & set(pool.models)]
+    queues += [webhooks_queue(), settings.CELERY_TASK_DEFAULT_QUEUE]  # customer webhooks, periodic work
+    # What `celery worker` does first: among others, tasks then see this worker's name
+    # (jobs record it as their worker, and the reaper matches it to the heartbeat).
+    trace.setup_worker_optimizations(app, EMBEDDED_HOSTNAME)
+    worker = WorkController(
+        app=app,
+        hostname=EMBEDDED_HOSTNAME,
+        pool_cls="solo",
+        concurrency=1,
+        queues=queues,
+        without_heartbeat=True,
+        without_mingle=True,
+        without_gossip=True,
+        loglevel="INFO",
+    )
+    threading.Thread(target=worker.start, name="embedded-gpu-worker", daemon=True).start()
+    # `celery worker` sends worker_ready, on which gpu_workers.tasks starts the heartbeat; a
+    # bare WorkController never sends it, and the operations page would show no worker.
+    # (Stopping the worker sends worker_shutdown, which stops the heartbeat.)
+    heartbeat.start(hostname=EMBEDDED_HOSTNAME, queues=queues)
+    return worker
