@@ -157,8 +157,8 @@ def _ending_the_job_on_error(job: Job) -> Iterator[None]:
             job.id, reason="the database was unreachable", expect=services.owned_by(job)))
     except Exception as error:  # noqa: BLE001 - any failure must end the job, never leave it running
         logger.exception("Job %s failed", job.id)
-        _settle(job, lambda: services.job_fail(
-            job.id, reason=_user_reason(error), detail=repr(error), expect=services.owned_by(job)))
+        reason, detail = _user_reason(error), repr(error)
+        _settle(job, lambda: services.job_fail(job.id, reason=reason, detail=detail, expect=services.owned_by(job)))
 
 
 def _settle(job: Job, end) -> None:
