@@ -289,3 +289,26 @@ def test_a_heartbeat_during_the_workers_torch_import_reports_the_cpu(monkeypatch
     monkeypatch.setitem(__import__("sys").modules, "torch", types.ModuleType("torch"))
     device, memory = _device_and_memory()
     assert device == "cpu" and memory > 0
+
+
+def test_a_worker_in_trouble_withholds_its_heartbeat_until_it_can_work_again(transactional_db, settings):
+    """A worker that cannot reach the database for its work must not look healthy: while it
+    is in trouble its heartbeat row is not refreshed; once it can work, beats resume."""
+    from gpu_workers import heartbeat
+    from gpu_workers.selectors import worker_statuses
+
+    settings.FRAMECAST_HEARTBEAT_SECONDS = 0.1
+    heartbeat.trouble("the database is unreachable")
+    heartbeat.start(hostname="troubled@test", queues=["gpu.cpu"])
+    try:
+        time.sleep(0.5)  # several beats' time
+        assert not WorkerHeartbeat.objects.filter(hostname="troubled@test").exists()
+        heartbeat.trouble(None)
+        deadline = time.monotonic() + 10
+        while not WorkerHeartbeat.objects.filter(hostname="troubled@test").exists():
+            assert time.monotonic() < deadline, "the heartbeat did not resume"
+            time.sleep(0.05)
+        assert {row.worker.hostname: row.status for row in worker_statuses("cpu")}["troubled@test"] == "healthy"
+    finally:
+        heartbeat.trouble(None)
+        heartbeat.stop()
