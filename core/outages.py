@@ -37,7 +37,7 @@ def database_unavailable(error: BaseException | None) -> bool:
 def retrying_while_database_unavailable(action: Callable, *, seconds: float, what: str, on_wait: Callable | None = None):
     """action(), tried again with backoff (0.5 s doubling to 5 s) while the database is
     away, for up to `seconds`; then the last error is raised. Each retry starts on a new
-    connection. Not inside a transaction: a retry there would replay half of it. So
+    connection. Inside a transaction it does not retry (that would replay half of one), and
     `action` must be safe to repeat when an earlier try's commit went unanswered."""
     deadline = time.monotonic() + seconds
     delay = 0.5

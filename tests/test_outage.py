@@ -209,7 +209,7 @@ def test_a_postgresql_outage_under_load_answers_503_and_the_fleet_recovers_by_it
     processes["light"] = celery("light", "worker", "-Q", f"{queue_prefix}celery,{queue_prefix}webhooks", "--concurrency",
                                 "1", "--hostname", "light@%h", "--without-gossip", "--without-mingle", "--loglevel", "INFO")
     processes["beat"] = celery("beat", "beat", "-s", str(tmp_path / "beat-schedule"), "--loglevel", "INFO")
-    answers, cut, restored = [], threading.Event(), threading.Event()
+    answers, cut, restored, stop_load = [], threading.Event(), threading.Event(), threading.Event()
     try:
         processes["web"], base = start_server(env, tmp_path / "web.log")
         auth = {"Authorization": f"Bearer {alice_key}"}
@@ -229,7 +229,6 @@ def test_a_postgresql_outage_under_load_answers_503_and_the_fleet_recovers_by_it
 
         for n in range(6):
             assert call("POST", base + "/api/v1/videos", body={**RENDER, "seed": n}, headers=auth)[0] == 201
-        stop_load = threading.Event()
         load = threading.Thread(target=submit_load, args=(stop_load,))
         load.start()
         # Bob's free plan runs one job at a time: one queued (behind the Pro jobs), two throttled.
@@ -296,9 +295,7 @@ def test_a_postgresql_outage_under_load_answers_503_and_the_fleet_recovers_by_it
             time.sleep(0.2)
         print(f"a fresh team's 2 jobs were made in {time.monotonic() - sent:.1f}s")
     finally:
-        stop_load_event = locals().get("stop_load")
-        if stop_load_event is not None:
-            stop_load_event.set()
+        stop_load.set()
         results = {}
         for name, process in processes.items():
             try:
