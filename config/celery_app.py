@@ -5,7 +5,7 @@ GPU hosts run: celery -A config worker -Q gpu.<pool> --pool solo --concurrency 1
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from django.conf import settings
 
 from core import request_id
@@ -31,3 +31,15 @@ app.conf.beat_schedule = {
     "ops.refresh_rollups": {"task": "ops.refresh_rollups", "schedule": 300.0, "options": {"expires": 300}},
     "ops.sweep_orphan_files": {"task": "ops.sweep_orphan_files", "schedule": 3600.0, "options": {"expires": 3600}},
 }
+
+
+@signals.worker_init.connect
+@signals.beat_init.connect
+def _worker_sized_pool(**kwargs) -> None:
+    """Worker and beat processes hold a few connections each (the task, the heartbeat, the
+    finisher), not a web process's pool: DB_WORKER_POOL_MAX_SIZE. Set before their first
+    query, which is when Django creates the pool."""
+    pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
+    if isinstance(pool, dict):
+        pool["max_size"] = settings.DB_WORKER_POOL_MAX_SIZE
+        pool["min_size"] = min(pool["min_size"], pool["max_size"])

@@ -23,6 +23,12 @@ def healthz(request):
 def _check_database() -> None:
     from django.db import connection
 
+    if connection.vendor == "postgresql" and connection.pool is not None:
+        # Through the pool, but waiting no longer than a probe should for a connection.
+        connection.pool.open()  # Django opens it at the first query; a probe may come first
+        with connection.pool.connection(timeout=CHECK_TIMEOUT_SECONDS) as conn:
+            conn.execute("SELECT 1")
+        return
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -88,7 +94,9 @@ def readyz(request):
     body = {"status": "unavailable" if down else "ready", "checks": checks}
     if down:
         body["unavailable"] = down
-    return JsonResponse(body, status=503 if down else 200)
+    from core.outages import RETRY_AFTER_SECONDS  # what the API's own 503s say meanwhile
+
+    return JsonResponse(body, status=503 if down else 200, headers={"Retry-After": str(RETRY_AFTER_SECONDS)} if down else None)
 
 
 def _metrics(request):

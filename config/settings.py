@@ -91,6 +91,8 @@ FRAMECAST_CONTENT_POLICY = "safety.moderation"
 
 MIDDLEWARE = [
     "core.request_id.RequestIdMiddleware",
+    # A request the database cannot serve answers 503, not 500 (also handler500 in urls).
+    "core.outages.DatabaseOutageMiddleware",
     "ops.prometheus.RequestMetricsMiddleware",
     "config.security.ContentSecurityPolicyMiddleware",
     # /healthz, /readyz, /metrics: before host validation and the HTTPS redirect.
@@ -137,6 +139,28 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # An unreachable database fails a request (and /readyz) in seconds instead of hanging.
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5)
+    # A pool per process bounds its connections: under ASGI every concurrent request holds
+    # one, so without a bound a burst takes every slot PostgreSQL has (max_connections).
+    # Beyond DB_POOL_MAX_SIZE requests wait up to DB_POOL_TIMEOUT seconds, then get a 503.
+    # Worker and beat processes use DB_WORKER_POOL_MAX_SIZE (config.celery_app). Sizing:
+    # web processes × DB_POOL_MAX_SIZE + workers × DB_WORKER_POOL_MAX_SIZE ≤ max_connections.
+    DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 10)
+    DB_WORKER_POOL_MAX_SIZE = env_int("DB_WORKER_POOL_MAX_SIZE", 4)
+    if DB_POOL_MAX_SIZE > 0:
+        if DATABASES["default"]["CONN_MAX_AGE"]:
+            raise ImproperlyConfigured("DB_CONN_MAX_AGE cannot be used with the connection pool; set DB_POOL_MAX_SIZE=0 to use it.")
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": min(env_int("DB_POOL_MIN_SIZE", 1), DB_POOL_MAX_SIZE),
+            "max_size": DB_POOL_MAX_SIZE,
+            "timeout": env_int("DB_POOL_TIMEOUT", 10),
+            # A lost connection is retried with doubling delays until this many seconds,
+            # then afresh at the next request: a database back after a long outage is used
+            # within seconds, not after the last doubling (minutes, by default).
+            "reconnect_timeout": 10,
+        }
+        # The pool checks a connection before lending it: after an outage it hands out
+        # fresh connections, not the ones the outage cut.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded mode runs the web server and a worker thread on one SQLite file:
     # wait for the write lock instead of failing, and take it at BEGIN so two writers
@@ -276,6 +300,9 @@ FRAMECAST_PRIORITY_HEAD_START_SECONDS = env_int("FRAMECAST_PRIORITY_HEAD_START_S
 FRAMECAST_HEARTBEAT_SECONDS = env_int("FRAMECAST_HEARTBEAT_SECONDS", 5)
 FRAMECAST_HEARTBEAT_STALE_SECONDS = env_int("FRAMECAST_HEARTBEAT_STALE_SECONDS", 60)
 FRAMECAST_MAX_ATTEMPTS = env_int("FRAMECAST_MAX_ATTEMPTS", 3)
+# While the database is away a worker retries its claim, the store of a finished clip and
+# the end of an interrupted job for this long (with backoff) before it gives up on them.
+FRAMECAST_DB_RETRY_SECONDS = env_int("FRAMECAST_DB_RETRY_SECONDS", 60)
 # This site's address, for links in webhooks and mails sent outside a request.
 FRAMECAST_PUBLIC_URL = os.environ.get("FRAMECAST_PUBLIC_URL", "http://127.0.0.1:8000")
 # Live previews: at most one per this many seconds (and under 2% of denoising time).

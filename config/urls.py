@@ -18,3 +18,6 @@ urlpatterns = [
     path("", include("safety.urls")),
     path("", include("generation.urls")),
 ]
+
+# A database outage is a 503 (JSON on the APIs), whatever part of the stack noticed it.
+handler500 = "core.outages.server_error"

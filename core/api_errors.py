@@ -13,6 +13,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from .cleaning import body_limit_refusal
 from .errors import Refusal, as_refusal
+from .outages import MESSAGE as UNAVAILABLE_MESSAGE
+from .outages import RETRY_AFTER_SECONDS, database_unavailable
 from .request_id import current_request_id
 
 ERROR_TYPES = {
@@ -27,6 +29,7 @@ ERROR_TYPES = {
     status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: "unsupported_media_type",
     status.HTTP_422_UNPROCESSABLE_ENTITY: "unprocessable",
     status.HTTP_429_TOO_MANY_REQUESTS: "rate_limited",
+    status.HTTP_503_SERVICE_UNAVAILABLE: "service_unavailable",
 }
 
 
@@ -53,6 +56,8 @@ def _flatten(detail) -> dict[str, list[str]]:
 
 
 def exception_handler(exc, context):
+    if database_unavailable(exc):  # an outage, or no pooled connection free in time
+        return error_response(503, UNAVAILABLE_MESSAGE, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     exc = body_limit_refusal(exc) or exc
     if isinstance(exc, DjangoValidationError):
         exc = as_refusal(exc)

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from billing import ledger, pricing, quotas
 from billing.models import BillingAccount
+from core.outages import retrying_while_database_unavailable
 
 from . import catalog, content_policy, events, payloads, pools, webhooks
 from .models import Job
@@ -328,23 +329,31 @@ def job_start_encoding(job: Job, *, inference_seconds: float) -> Job:
 
 
 def job_succeed(
-    job: Job, *, video: bytes, poster: bytes, encode_seconds: float, spritesheet: bytes | None = None
+    job: Job, *, video: bytes, poster: bytes, encode_seconds: float, spritesheet: bytes | None = None,
+    retry_seconds: float = 0,
 ) -> Job:
     """Store the files (under this attempt's names: a retried store replaces them), then
-    mark the job succeeded and remove what earlier attempts left. If the job was cancelled
-    or handed to another attempt meanwhile, this attempt's files are removed again."""
+    mark the job succeeded (retrying that for up to `retry_seconds` while the database is
+    away) and remove what earlier attempts left. If the job was cancelled or handed to
+    another attempt meanwhile, this attempt's files are removed again."""
     files = {"video": video, "poster": poster, "spritesheet": spritesheet}
     names = {
         field: job_file_store(job.pk, field, data, attempt=job.attempts) for field, data in files.items() if data is not None
     }
     try:
-        done = _job_end(job.pk, Job.State.SUCCEEDED, expect=owned_by(job), encode_seconds=encode_seconds, **names)
+        done = retrying_while_database_unavailable(
+            lambda: _job_end(job.pk, Job.State.SUCCEEDED, expect=owned_by(job), encode_seconds=encode_seconds, **names),
+            seconds=retry_seconds, what=f"storing job {job.pk}",
+        )
     except InvalidTransition:
         current = Job.objects.filter(pk=job.pk).first()
-        storage = Job._meta.get_field("video").storage
-        for name in set(names.values()) - (referenced_names(current) if current else set()):
-            storage.delete(name)
-        raise
+        if current is not None and current.state == Job.State.SUCCEEDED and current.video.name == names.get("video"):
+            done = current  # a try whose commit went unanswered did succeed
+        else:
+            storage = Job._meta.get_field("video").storage
+            for name in set(names.values()) - (referenced_names(current) if current else set()):
+                storage.delete(name)
+            raise
     job_files_prune(done)
     return done
 
@@ -369,10 +378,11 @@ def job_fail(job_id, *, reason: str, detail: str = "", expect: dict | None = Non
         return None
 
 
-def job_requeue_or_fail(job_id, *, reason: str) -> Job | None:
+def job_requeue_or_fail(job_id, *, reason: str, expect: dict | None = None) -> Job | None:
     """A job whose worker was lost: back to the queue for another attempt, or failed (its
-    credits released) once it has had FRAMECAST_MAX_ATTEMPTS."""
-    job = Job.objects.filter(pk=job_id).first()
+    credits released) once it has had FRAMECAST_MAX_ATTEMPTS. It keeps its place in the
+    queue (its dispatch key) rather than going behind every job that arrived since."""
+    job = Job.objects.filter(pk=job_id, **(expect or {})).first()
     if job is None or job.state not in (Job.State.RUNNING, Job.State.ENCODING):
         return None
     if job.attempts >= settings.FRAMECAST_MAX_ATTEMPTS:
@@ -384,7 +394,7 @@ def job_requeue_or_fail(job_id, *, reason: str) -> Job | None:
     with transaction.atomic():
         try:
             job = job_transition(
-                job.pk, Job.State.QUEUED, expect=owned_by(job), worker="", progress_step=0, **_queue_fields(job.priority)
+                job.pk, Job.State.QUEUED, expect=owned_by(job), worker="", progress_step=0, queued_at=timezone.now()
             )
         except InvalidTransition:
             return None

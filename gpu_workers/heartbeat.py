@@ -1,6 +1,9 @@
 """Each worker process reports itself every FRAMECAST_HEARTBEAT_SECONDS: host, pool,
-device, memory in use, current job and jobs done (WorkerHeartbeat rows). The reaper
-treats a worker silent for FRAMECAST_HEARTBEAT_STALE_SECONDS as lost."""
+device, memory in use, the job it denoises and the one its finisher stores, and jobs done
+(WorkerHeartbeat rows). The reaper treats a worker silent for
+FRAMECAST_HEARTBEAT_STALE_SECONDS as lost, and a job that a live worker's beats no longer
+name as abandoned. A worker in trouble (it cannot reach the database for its work) stops
+beating until it can work again: it must not look healthy meanwhile."""
 
 import logging
 import resource
@@ -18,6 +21,8 @@ class _State:
     pool = ""
     started_at = None
     current_job_id = None
+    finishing_job_id = None
+    trouble = None  # why this worker cannot work right now; None when it can
     jobs_done = 0
     stop = threading.Event()
     thread: threading.Thread | None = None
@@ -55,6 +60,7 @@ def beat() -> None:
             "device": device,
             "memory_used_mb": round(memory, 1),
             "current_job_id": state.current_job_id,
+            "finishing_job_id": state.finishing_job_id,
             "jobs_done": state.jobs_done,
             "started_at": state.started_at,
             "last_seen_at": timezone.now(),
@@ -66,7 +72,10 @@ def _loop() -> None:
     while not state.stop.is_set():
         try:
             close_old_connections()
-            beat()
+            if state.trouble:
+                logger.warning("Heartbeat withheld: %s", state.trouble)
+            else:
+                beat()
         except Exception:  # noqa: BLE001 - a missed beat must not kill the worker
             logger.warning("Heartbeat failed", exc_info=True)
         finally:
@@ -95,3 +104,19 @@ def job_started(job_id) -> None:
 def job_finished() -> None:
     state.current_job_id = None
     state.jobs_done += 1
+
+
+def finishing_started(job_id) -> None:
+    state.finishing_job_id = job_id
+
+
+def finishing_ended(job_id) -> None:
+    if state.finishing_job_id == job_id:
+        state.finishing_job_id = None
+
+
+def trouble(reason: str | None) -> None:
+    """Say that this worker cannot work (a reason) or can again (None)."""
+    if reason != state.trouble:
+        logger.log(logging.WARNING if reason else logging.INFO, "Worker %s", f"in trouble: {reason}" if reason else "can work again")
+    state.trouble = reason

@@ -10,6 +10,8 @@ class WorkerHeartbeat(models.Model):
     device = models.CharField(max_length=200)
     memory_used_mb = models.FloatField(default=0)
     current_job_id = models.UUIDField(null=True, blank=True)
+    # The job its background finisher is encoding and storing (the previous one, usually).
+    finishing_job_id = models.UUIDField(null=True, blank=True)
     jobs_done = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField()
     last_seen_at = models.DateTimeField(db_index=True)

@@ -1,50 +1,75 @@
-"""Finds jobs whose worker is gone and puts them back in the queue (or fails them)."""
+"""Repairs what lost workers, lost connections and lost messages leave behind: jobs no
+worker is running any more go back to the queue (or fail), throttled jobs whose slot freed
+unseen move up, and queued jobs whose wake-up messages were lost get new ones."""
 
 from datetime import timedelta
 
+from celery import current_app
 from django.conf import settings
-from django.db.models import Exists, OuterRef
+from django.db.models import Count, DateTimeField, Exists, ExpressionWrapper, OuterRef
 from django.utils import timezone
 
+from generation import pools
 from generation.models import Job
-from generation.services import job_requeue_or_fail, job_wake_pool
+from generation.services import job_requeue_or_fail, job_wake_pool, jobs_promote_throttled, owned_by
 
 from .models import WorkerHeartbeat
 
 
 def reap_lost_jobs() -> list[Job]:
-    """Jobs running or encoding on a worker that has not beaten within the stale window
-    (or never did) — and that started before that window, so a job just claimed by a
-    worker about to beat for the first time is left alone."""
+    """Jobs running or encoding that no worker is running any more: their worker has not
+    beaten within the stale window (or never did) and they started before that window —
+    or their worker beats on but, two beats after the claim, names neither as its job nor
+    as the one its finisher stores (it gave the job up, e.g. when the database went away)."""
     cutoff = timezone.now() - timedelta(seconds=settings.FRAMECAST_HEARTBEAT_STALE_SECONDS)
     # Alive and the same process that claimed the job: a worker restarted under the same
     # name (a container restart) beats again, but its predecessor's job is lost all the same.
     same_process_alive = WorkerHeartbeat.objects.filter(
         hostname=OuterRef("worker"), last_seen_at__gte=cutoff, started_at__lte=OuterRef("started_at")
     )
-    lost = Job.objects.filter(state__in=[Job.State.RUNNING, Job.State.ENCODING], started_at__lt=cutoff).exclude(
-        Exists(same_process_alive)
+    settled = timedelta(seconds=max(2 * settings.FRAMECAST_HEARTBEAT_SECONDS, 5))
+    gave_up = (
+        WorkerHeartbeat.objects.filter(
+            hostname=OuterRef("worker"),
+            started_at__lte=OuterRef("started_at"),
+            last_seen_at__gte=ExpressionWrapper(OuterRef("started_at") + settled, output_field=DateTimeField()),
+        )
+        .exclude(current_job_id=OuterRef("pk"))
+        .exclude(finishing_job_id=OuterRef("pk"))
     )
+    running = Job.objects.filter(state__in=[Job.State.RUNNING, Job.State.ENCODING])
+    silent = running.filter(started_at__lt=cutoff).exclude(Exists(same_process_alive))
     handled = []
-    for job in lost:
-        result = job_requeue_or_fail(job.pk, reason=f"the worker {job.worker or '?'} stopped responding")
+    for job, why in [(job, "stopped responding") for job in silent] + [
+        (job, "gave the job up") for job in running.filter(Exists(gave_up))
+    ]:
+        result = job_requeue_or_fail(job.pk, reason=f"the worker {job.worker or '?'} {why}", expect=owned_by(job))
         if result is not None:
             handled.append(result)
     return handled
 
 
-def wake_idle_pools() -> list[str]:
-    """Pools with a job queued for longer than the stale window while none of their workers
-    is busy get one more wake-up message each — in case the broker lost messages (a Redis
-    restart). One per pool per run: surplus wake-ups find nothing and cost one query."""
-    cutoff = timezone.now() - timedelta(seconds=settings.FRAMECAST_HEARTBEAT_STALE_SECONDS)
-    waiting = set(
-        Job.objects.filter(state=Job.State.QUEUED, queued_at__lt=cutoff).values_list("pool", flat=True).distinct()
+def promote_throttled_jobs() -> int:
+    """Throttled jobs move up when a job of their team ends; if that moment was lost (the
+    database went away just after the end committed), the next run here moves them."""
+    team_ids = Job.objects.filter(state=Job.State.THROTTLED).values_list("team_id", flat=True).distinct()
+    return sum(len(jobs_promote_throttled(team_id)) for team_id in list(team_ids))
+
+
+def wake_idle_pools() -> dict[str, int]:
+    """Each pool gets as many wake-up messages as it has queued jobs beyond the messages
+    waiting in its broker queue: wake-ups lost to a broker restart, or taken by a worker
+    that could not claim, are replaced, while a busy pool's own backlog is left alone.
+    A surplus wake-up finds nothing and costs one query."""
+    queued = dict(
+        Job.objects.filter(state=Job.State.QUEUED).values("pool").annotate(n=Count("pk")).values_list("pool", "n")
     )
-    busy = set(
-        Job.objects.filter(state__in=[Job.State.RUNNING, Job.State.ENCODING]).values_list("pool", flat=True).distinct()
-    )
-    woken = sorted(waiting - busy)
-    for pool in woken:
-        job_wake_pool(pool)
+    woken = {}
+    with current_app.connection_for_write() as conn:
+        for pool, count in sorted(queued.items()):
+            missing = count - conn.default_channel.queue_declare(queue=pools.queue_name(pool)).message_count
+            for _ in range(missing):
+                job_wake_pool(pool)
+            if missing > 0:
+                woken[pool] = missing
     return woken

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from core import request_id
+from core.outages import DATABASE_UNAVAILABLE, database_unavailable, retrying_while_database_unavailable
 from generation import catalog, services
 from generation.models import Job
 from generation.params import JobParams
@@ -46,24 +47,30 @@ class Finisher:
         self._pending: Future | None = None
         self._lock = threading.Lock()
 
-    def submit(self, work: Callable[[], None]) -> None:
+    def submit(self, work: Callable[[], None], *, job_id=None) -> None:
         with self._lock:
             self.drain()
+            heartbeat.finishing_started(job_id)  # before the caller's job_finished: never unnamed
             # In a copy of the caller's context: its log lines keep the job's request id.
-            self._pending = self._executor.submit(contextvars.copy_context().run, _in_own_connection, work)
+            self._pending = self._executor.submit(contextvars.copy_context().run, _in_own_connection, work, job_id)
 
     def drain(self) -> None:
-        """Waits until the clip in hand (if any) is stored."""
-        pending = self._pending
+        """Waits until the clip in hand (if any) is stored. Never raises: a clip's failure
+        is its job's (the work ends it), and must not become the next job's."""
+        pending, self._pending = self._pending, None
         if pending is not None:
-            pending.result()
+            try:
+                pending.result()
+            except Exception:  # noqa: BLE001 - logged; the next clip starts clean
+                logger.exception("Finishing a clip failed outside its job")
 
 
-def _in_own_connection(work: Callable[[], None]) -> None:
+def _in_own_connection(work: Callable[[], None], job_id) -> None:
     close_old_connections()
     try:
         work()
     finally:
+        heartbeat.finishing_ended(job_id)
         close_old_connections()
 
 
@@ -87,34 +94,50 @@ def drain_background_finisher() -> None:
 
 
 def run_next(pool: str, *, worker: str, finisher: Finisher | None = None) -> Job | None:
-    """Claim and run the pool's next queued job; None if the queue was empty."""
-    job = services.job_claim_next(pool, worker=worker)
+    """Claim and run the pool's next queued job; None if the queue was empty. While the
+    database is away the claim is retried (FRAMECAST_DB_RETRY_SECONDS), then its error is
+    raised: the caller must not count the wake-up as used (gpu_workers.tasks requeues it)."""
+    job = retrying_while_database_unavailable(
+        lambda: services.job_claim_next(pool, worker=worker),
+        seconds=settings.FRAMECAST_DB_RETRY_SECONDS, what=f"claiming a job of pool {pool}", on_wait=_waiting_for_the_database,
+    )
+    heartbeat.trouble(None)
     if job is None:
         return None
     run_claimed(job, finisher=finisher)
     return job
 
 
+def _waiting_for_the_database(error: Exception) -> None:
+    heartbeat.trouble("the database is unreachable")  # not healthy meanwhile
+    from celery.worker import state
+
+    if state.should_stop or state.should_terminate:
+        raise error  # shutting down: hand the wake-up back now rather than wait
+
+
 def run_claimed(job: Job, *, finisher: Finisher | None = None) -> None:
     request_id.bind_job(job.id)  # log lines name the job and the API request that made it
+    # The heartbeat names the job until the finisher has it: a job running or encoding that
+    # no beat names is one this worker abandoned, and the reaper requeues it.
     heartbeat.job_started(job.id)
-    frames = None
     try:
+        frames = None
         with _ending_the_job_on_error(job):
             job, frames = _denoise(job)
+        if frames is None:
+            return
+
+        def finish() -> None:
+            with _ending_the_job_on_error(job):
+                _finish(job, frames)
+
+        if finisher is None:
+            finish()
+        else:
+            finisher.submit(finish, job_id=job.id)
     finally:
         heartbeat.job_finished()  # the GPU is free for the next job
-    if frames is None:
-        return
-
-    def finish() -> None:
-        with _ending_the_job_on_error(job):
-            _finish(job, frames)
-
-    if finisher is None:
-        finish()
-    else:
-        finisher.submit(finish)
 
 
 @contextlib.contextmanager
@@ -127,9 +150,37 @@ def _ending_the_job_on_error(job: Job) -> Iterator[None]:
     except services.InvalidTransition:
         # Cancelled while encoding, or presumed lost and requeued: another attempt owns it.
         logger.info("Job %s is no longer this worker's; its result is dropped", job.id)
+    except DATABASE_UNAVAILABLE as error:
+        # Not the job's fault: back to the queue, keeping its place, once the database is.
+        logger.warning("Job %s interrupted: the database is unreachable (%r)", job.id, error)
+        _settle(job, lambda: services.job_requeue_or_fail(
+            job.id, reason="the database was unreachable", expect=services.owned_by(job)))
     except Exception as error:  # noqa: BLE001 - any failure must end the job, never leave it running
         logger.exception("Job %s failed", job.id)
-        services.job_fail(job.id, reason=_user_reason(error), detail=repr(error), expect=services.owned_by(job))
+        reason, detail = _user_reason(error), repr(error)
+        _settle(job, lambda: services.job_fail(job.id, reason=reason, detail=detail, expect=services.owned_by(job)))
+
+
+def _settle(job: Job, end) -> None:
+    """End the job, retrying while the database is away. If it stays away, the job is
+    left to the reaper (no beat names it any more), never raised into the next job."""
+    try:
+        _while_the_database_is_away(end, what=f"ending job {job.id}")
+        heartbeat.trouble(None)
+    except Exception as error:  # noqa: BLE001 - see above
+        logger.error("Job %s left for the reaper: %r", job.id, error, exc_info=not database_unavailable(error))
+
+
+def _while_the_database_is_away(action, *, what: str):
+    """action(), retried with backoff for up to FRAMECAST_DB_RETRY_SECONDS while the
+    database is away; the worker withholds its heartbeat meanwhile."""
+
+    def troubled(error: Exception) -> None:
+        heartbeat.trouble("the database is unreachable")
+
+    return retrying_while_database_unavailable(
+        action, seconds=settings.FRAMECAST_DB_RETRY_SECONDS, what=what, on_wait=troubled
+    )
 
 
 def _denoise(job: Job):
@@ -203,15 +254,18 @@ def _conditioning(job: Job, spec) -> dict:
 def _finish(job: Job, frames) -> None:
     """Encode the MP4, its poster and sprite sheet, store them, and end the job."""
     encode_started = time.monotonic()
-    frames = encode.upscale_for_display(frames)  # small outputs: k×k pixel blocks, at least 128 px
-    frames = provenance.mark_job_frames(job, frames)  # invisible watermark, poster included
+    shown = encode.upscale_for_display(frames)  # small outputs: k×k pixel blocks, at least 128 px
+    # Invisible watermark, poster included; its identifier is recorded (once per job) first.
+    frames = _while_the_database_is_away(lambda: provenance.mark_job_frames(job, shown), what=f"marking job {job.id}")
     video = encode.encode_mp4(frames, fps=job.fps)
     video = provenance.sign_job_video(job, video)  # C2PA credentials, where configured
     poster = encode.poster_jpeg(frames)
     spritesheet = encode.spritesheet_jpeg(frames)
     services.job_succeed(
-        job, video=video, poster=poster, spritesheet=spritesheet, encode_seconds=time.monotonic() - encode_started
+        job, video=video, poster=poster, spritesheet=spritesheet, encode_seconds=time.monotonic() - encode_started,
+        retry_seconds=settings.FRAMECAST_DB_RETRY_SECONDS,
     )
+    heartbeat.trouble(None)
 
 
 class ModelUnavailable(Exception):

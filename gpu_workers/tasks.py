@@ -6,6 +6,9 @@ imports happen inside the task, in gpu_workers.runner.
 """
 
 from celery import shared_task, signals
+from celery.exceptions import Reject
+
+from core.outages import DATABASE_UNAVAILABLE
 
 from . import heartbeat
 
@@ -24,18 +27,33 @@ def run_next(self, pool: str) -> None:
     from .runner import background_finisher
     from .runner import run_next as run
 
-    # The clip is encoded and stored on a background thread while the next task denoises.
-    run(pool, worker=self.request.hostname or "worker", finisher=background_finisher())
+    try:
+        # The clip is encoded and stored on a background thread while the next task denoises.
+        run(pool, worker=self.request.hostname or "worker", finisher=background_finisher())
+    except DATABASE_UNAVAILABLE as error:
+        # The claim could not run (the runner waited for the database first): the wake-up
+        # goes back to the queue, not acknowledged as done, and is taken again.
+        raise Reject(repr(error), requeue=True) from error
 
 
-@shared_task(name="gpu_workers.reap_lost_jobs", ignore_result=True)
+@shared_task(
+    name="gpu_workers.reap_lost_jobs",
+    ignore_result=True,
+    # The database away: try again in 2, 4, 8 s rather than skip a run (a run is harmless
+    # to repeat: every repair is a conditional update).
+    autoretry_for=DATABASE_UNAVAILABLE,
+    max_retries=3,
+    retry_backoff=2,
+    retry_jitter=False,
+)
 def reap_lost_jobs() -> int:
-    """Periodic (celery beat): requeue or fail jobs whose worker stopped heartbeating, and
-    wake pools whose queued jobs seem forgotten."""
+    """Periodic (celery beat): requeue or fail jobs no worker is running any more, move up
+    throttled jobs whose slot freed, and wake pools whose queued jobs lack a wake-up."""
+    from .reaper import promote_throttled_jobs, wake_idle_pools
     from .reaper import reap_lost_jobs as reap
-    from .reaper import wake_idle_pools
 
     reaped = len(reap())
+    promote_throttled_jobs()
     wake_idle_pools()
     return reaped
 

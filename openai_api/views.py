@@ -18,6 +18,7 @@ from accounts.authentication import ApiKeyAuthentication, IsTeamActor
 from accounts.permissions import Perm, require
 from accounts.selectors import request_actor
 from billing.rate_limits import PlanRequestThrottle, PlanVideoThrottle
+from core import outages
 from core.cleaning import body_limit_refusal
 from core.errors import Refusal, as_refusal
 from core.parsers import FormParser, JSONParser, MultiPartParser
@@ -64,6 +65,9 @@ def refusal_error(refusal: Refusal) -> Response:
 
 
 def exception_handler(error, context):
+    if outages.database_unavailable(error):  # an outage: the SDK retries a 503 after Retry-After
+        headers = {"Retry-After": str(outages.RETRY_AFTER_SECONDS)}
+        return openai_error(503, outages.MESSAGE, code="service_unavailable", headers=headers)
     error = body_limit_refusal(error) or error  # Django's 400 for a body over its limit
     if isinstance(error, DjangoValidationError):
         error = as_refusal(error)

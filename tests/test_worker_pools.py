@@ -12,7 +12,7 @@ from accounts.services import user_signup
 from billing.models import BillingAccount
 from generation import services
 from generation.models import Job
-from generation.pools import get_pool
+from generation.pools import get_pool, queue_name
 from generation.services import JobParams, job_claim_next, job_submit
 from gpu_workers.models import WorkerHeartbeat
 from gpu_workers.reaper import reap_lost_jobs
@@ -116,15 +116,34 @@ def test_a_job_of_a_silent_worker_goes_back_to_the_queue(alice, django_capture_o
 
 
 @pytest.mark.django_db
-def test_a_job_of_a_live_worker_is_left_alone(alice):
+@pytest.mark.parametrize("beat_names", ["current_job_id", "finishing_job_id"])
+def test_a_job_of_a_live_worker_is_left_alone(alice, beat_names):
+    """Its beats name the job: denoising it, or storing it on the finisher thread."""
     job = running_job(alice, worker="w1@alive")
     WorkerHeartbeat.objects.create(
         hostname="w1@alive", pool="cpu", device="cpu", started_at=timezone.now() - timedelta(hours=1),
-        last_seen_at=timezone.now(),
+        last_seen_at=timezone.now(), **{beat_names: job.id},
     )
     assert reap_lost_jobs() == []
     job.refresh_from_db()
     assert job.state == S.RUNNING
+
+
+@pytest.mark.django_db
+def test_a_job_its_live_worker_gave_up_goes_back_to_the_queue_in_its_place(alice, bob):
+    """A worker that lost its database mid-job beats on once it is back, naming no job:
+    the job goes back to the queue ahead of the jobs that arrived after it."""
+    job = running_job(alice, worker="w1@alive")
+    later = job_submit(team=bob.personal_team, user=bob, params=params())
+    WorkerHeartbeat.objects.create(
+        hostname="w1@alive", pool="cpu", device="cpu", started_at=timezone.now() - timedelta(hours=1),
+        last_seen_at=timezone.now(), current_job_id=later.id,  # busy with something else
+    )
+    assert [j.id for j in reap_lost_jobs()] == [job.id]
+    job.refresh_from_db()
+    assert job.state == S.QUEUED and "gave the job up" not in job.error_message
+    assert job.dispatch_key < Job.objects.get(pk=later.pk).dispatch_key
+    assert job_claim_next("cpu", worker="w2@alive").id == job.id
 
 
 @pytest.mark.django_db
@@ -237,18 +256,27 @@ def test_cancelling_a_running_job_stops_it_within_one_step(transactional_db, ali
 
 
 @pytest.mark.django_db
-def test_pools_with_forgotten_queued_jobs_get_one_more_wake_up(alice, queue_prefix):
-    """If the broker lost its messages, a queued job would wait forever: the reaper's run
-    wakes each such pool once (and leaves pools that are busy or whose jobs are fresh)."""
+def test_queued_jobs_whose_wake_ups_were_lost_get_new_ones_even_in_a_busy_pool(alice, bob, queue_prefix):
+    """If the broker lost its messages (or a worker took them and could not claim), queued
+    jobs would wait forever: the reaper's run sends each pool as many wake-ups as it has
+    queued jobs beyond the messages waiting for them, whether or not a job is running."""
+    from config.celery_app import app
     from gpu_workers.reaper import wake_idle_pools
 
-    job = job_submit(team=alice.personal_team, user=alice, params=params())
-    assert wake_idle_pools() == []  # just queued: its own wake-up is surely on its way
-    Job.objects.filter(pk=job.pk).update(queued_at=timezone.now() - timedelta(minutes=5))
-    assert wake_idle_pools() == ["cpu"]
-    other = free_user(1)
-    running_job(other, worker="w@busy")
-    assert wake_idle_pools() == []  # a busy worker will take it next
+    # In a test transaction nothing commits, so no wake-up is sent: both are "lost".
+    job_submit(team=alice.personal_team, user=alice, params=params())
+    job_submit(team=bob.personal_team, user=bob, params=params())
+    try:
+        assert wake_idle_pools() == {"cpu": 2}
+        assert wake_idle_pools() == {}  # their wake-ups wait in the queue now
+        other = free_user(1)
+        running_job(other, worker="w@busy")  # its own wake-up was lost too, but it is claimed
+        late = free_user(2)
+        job_submit(team=late.personal_team, user=late, params=params())
+        assert wake_idle_pools() == {"cpu": 1}  # a running job does not hide a lost wake-up
+    finally:
+        with app.connection_for_write() as conn:
+            conn.default_channel.queue_purge(queue_name("cpu"))
 
 
 def test_a_heartbeat_during_the_workers_torch_import_reports_the_cpu(monkeypatch):
@@ -261,3 +289,26 @@ def test_a_heartbeat_during_the_workers_torch_import_reports_the_cpu(monkeypatch
     monkeypatch.setitem(__import__("sys").modules, "torch", types.ModuleType("torch"))
     device, memory = _device_and_memory()
     assert device == "cpu" and memory > 0
+
+
+def test_a_worker_in_trouble_withholds_its_heartbeat_until_it_can_work_again(transactional_db, settings):
+    """A worker that cannot reach the database for its work must not look healthy: while it
+    is in trouble its heartbeat row is not refreshed; once it can work, beats resume."""
+    from gpu_workers import heartbeat
+    from gpu_workers.selectors import worker_statuses
+
+    settings.FRAMECAST_HEARTBEAT_SECONDS = 0.1
+    heartbeat.trouble("the database is unreachable")
+    heartbeat.start(hostname="troubled@test", queues=["gpu.cpu"])
+    try:
+        time.sleep(0.5)  # several beats' time
+        assert not WorkerHeartbeat.objects.filter(hostname="troubled@test").exists()
+        heartbeat.trouble(None)
+        deadline = time.monotonic() + 10
+        while not WorkerHeartbeat.objects.filter(hostname="troubled@test").exists():
+            assert time.monotonic() < deadline, "the heartbeat did not resume"
+            time.sleep(0.05)
+        assert {row.worker.hostname: row.status for row in worker_statuses("cpu")}["troubled@test"] == "healthy"
+    finally:
+        heartbeat.trouble(None)
+        heartbeat.stop()
