@@ -28,3 +28,13 @@ def visible_text(text: str) -> str:
 def is_blank(text: str | None) -> bool:
     """True if `text` shows nothing but white space (e.g. only zero-width characters)."""
     return not visible_text(text or "").strip()
+
+
+def whole_number(text: str | None, *, max_digits: int = 18) -> int | None:
+    """`text` as a whole number when it is one written in ASCII digits (at most
+    `max_digits` of them: more cannot be a count or an id we use, and Python refuses to
+    read over 4,300), else None."""
+    text = (text or "").strip()
+    if not text or len(text) > max_digits or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)

@@ -25,6 +25,7 @@ from core.errors import Refusal
 from core.api_schema import errors
 from core.cleaning import MAX_DEPTH, visible_prompt
 from core.pagination import StrictCursorPagination
+from core.text import whole_number
 
 from . import catalog, payloads, pools
 from .forms import JobForm
@@ -179,8 +180,8 @@ PREFER_HEADER = OpenApiParameter(
 def _wait_seconds(request) -> float:
     for part in request.headers.get("Prefer", "").split(","):
         name, _, value = part.strip().partition("=")
-        if name == "wait" and value.strip().isascii() and value.strip().isdigit():
-            return min(int(value), MAX_WAIT_SECONDS)
+        if name == "wait" and whole_number(value) is not None:
+            return min(whole_number(value), MAX_WAIT_SECONDS)
     return 0
 
 
@@ -203,7 +204,7 @@ LIST_FILTERS = [
 def _filtered(jobs, query):
     """Apply the list filters; a bad value is a 400 naming the parameter."""
     limits = query.getlist("limit")
-    if limits and (len(limits) > 1 or not (limits[0].isascii() and limits[0].isdigit()) or not 1 <= int(limits[0]) <= VideoCursor.max_page_size):
+    if limits and (len(limits) > 1 or not 1 <= (whole_number(limits[0]) or 0) <= VideoCursor.max_page_size):
         raise exceptions.ValidationError({"limit": [f"limit must be a whole number from 1 to {VideoCursor.max_page_size}."]})
     if "status" in query:
         status_filter = query["status"]

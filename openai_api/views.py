@@ -23,6 +23,7 @@ from core.cleaning import body_limit_refusal
 from core.errors import Refusal, as_refusal
 from core.parsers import FormParser, JSONParser, MultiPartParser
 from core.request_id import current_request_id
+from core.text import whole_number
 from generation.idempotency import respond_once
 from generation.inputs import remix_params
 from generation.models import Job
@@ -129,7 +130,7 @@ class Videos(OpenAIView):
         if order not in ("asc", "desc"):
             return openai_error(400, f"'order' must be 'asc' or 'desc' (got '{order}').", param="order")
         limit = query.get("limit", "20")
-        if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= MAX_LIMIT:
+        if not 1 <= (whole_number(limit) or 0) <= MAX_LIMIT:
             return openai_error(400, f"'limit' must be a whole number from 1 to {MAX_LIMIT} (got '{limit}').", param="limit")
         sign = "" if order == "asc" else "-"
         jobs = Job.objects.filter(team=actor.team).order_by(f"{sign}created_at", f"{sign}id")

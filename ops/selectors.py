@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Team
 from billing.models import BillingAccount, CreditEntry, Payment
+from core.text import whole_number
 from generation.models import Job
 
 from .models import AuditEntry
@@ -23,8 +24,9 @@ def teams_search(query: str) -> list[Team]:
     if not query:
         return []
     match = Q(name__icontains=query) | Q(pk__in=Membership.objects.filter(user__email__icontains=query).values("team_id"))
-    if query.isascii() and query.isdigit():
-        match |= Q(pk=int(query))
+    team_id = whole_number(query)
+    if team_id is not None and team_id < 2**63:  # beyond bigint no team has that id
+        match |= Q(pk=team_id)
     return list(Team.objects.filter(match).select_related("billing__plan", "personal_owner").order_by("name", "pk")[:SEARCH_LIMIT])
 
 

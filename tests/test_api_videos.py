@@ -181,3 +181,17 @@ def test_duration_instead_of_frames_and_the_queue_position(api, alice):
     bad = api.post("videos", {**SMALL_REQUEST, "num_frames": None, "duration": "long"})
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "duration"
     assert first["progress"]["eta_seconds"] is None
+
+
+@pytest.mark.parametrize("number", ["9" * 30, "9" * 5000, "²"])
+def test_numbers_too_long_to_be_one_are_refused_by_name_not_a_500(api, client, alice, number):
+    """`limit` and `Prefer: wait` (native) and the OpenAI list's `limit` take whole numbers;
+    a 5,000-digit one is more than Python's int() reads."""
+    listed = api.get(f"videos?limit={number}")
+    assert listed.status_code == 400 and listed.json()["error"]["field"] == "limit"
+    _, secret = apikey_create(membership=Membership.objects.get(user=alice, team=alice.personal_team), name="n")
+    sora = client.get("/openai/v1/videos", {"limit": number}, HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert sora.status_code == 400 and sora.json()["error"]["param"] == "limit"
+    waited = client.post("/api/v1/videos", SMALL_REQUEST, content_type="application/json",
+                         HTTP_AUTHORIZATION=f"Bearer {secret}", HTTP_PREFER=f"wait={number}")
+    assert waited.status_code == 201, waited.content  # not a wait at all: answered at once

@@ -115,6 +115,9 @@ def test_customer_search_finds_teams_by_name_member_email_and_id(alice, charlie,
     assert "Acme" in by_member
     assert "Acme" in page_text(sam.get("/staff/customers/", {"q": str(acme.pk)}))
     assert "No team or member matches" in page_text(sam.get("/staff/customers/", {"q": "nobody-here"}))
+    for huge in ("9" * 40, "9" * 5000):  # beyond any id column, beyond what int() reads: no 500
+        answer = sam.get("/staff/customers/", {"q": huge})
+        assert answer.status_code == 200 and "No team or member matches" in page_text(answer)
 
 
 def test_team_page_shows_plan_balance_ledger_jobs_and_spend_with_user_text_escaped(alice, staff):
