@@ -147,6 +147,20 @@ def stop(process: subprocess.Popen, *, timeout: float = 20) -> int:
     return process.returncode
 
 
+def stop_all(processes: dict[str, subprocess.Popen], *, logs: Path) -> dict[str, int | str]:
+    """Stop every process (exit status, or why it would not stop) and print the end of
+    each one's log (`logs / "<name>.log"`), for the test's output when it fails."""
+    results: dict[str, int | str] = {}
+    for name, process in processes.items():
+        try:
+            results[name] = stop(process)
+        except AssertionError as error:
+            results[name] = str(error)
+    for name in processes:
+        print(f"--- {name} ---\n{(logs / f'{name}.log').read_text()[-3000:]}")
+    return results
+
+
 def group_alive(pgid: int) -> bool:
     """Whether any process of the group is left."""
     try:

@@ -21,7 +21,7 @@ from core.logs import ContextFilter, JsonFormatter
 from core.request_id import bound
 
 from .conftest import _database_url, on_plan
-from .processes import group_alive, start_process, start_server, stop
+from .processes import group_alive, start_process, start_server, stop_all
 
 
 def json_line(record: logging.LogRecord) -> dict:
@@ -229,14 +229,7 @@ def test_the_compose_processes_make_videos_and_survive_a_killed_worker(
         print(f"the client had its videos at {time.monotonic() - began:.1f}s")
         assert client.returncode == 0, err
     finally:
-        results = {}
-        for name, process in processes.items():
-            try:
-                results[name] = stop(process)
-            except AssertionError as error:
-                results[name] = str(error)
-        for name in processes:
-            print(f"--- {name} ---\n{(tmp_path / f'{name}.log').read_text()[-3000:]}")
+        results = stop_all(processes, logs=tmp_path)
 
     # Every video was made, once, and the killed one on a second attempt.
     lines = [json.loads(line) for line in out.splitlines()]
