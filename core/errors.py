@@ -4,6 +4,10 @@ core.api_errors maps it for the REST API, openai_api for OpenAI's shape, and for
 with `RefusalFormMixin.add_refusal` (studio and HTML pages)."""
 
 
+# Paths answered in an API's JSON shape (native and OpenAI-compatible), never an HTML page.
+API_PREFIXES = ("/api/", "/openai/")
+
+
 class Refusal(Exception):
     """A request the platform will not carry out, with nothing written.
 

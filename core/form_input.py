@@ -12,11 +12,8 @@ checking it here reads nothing more.
 
 from django.shortcuts import render
 
-from .errors import Refusal
 from .cleaning import check_querydict
-
-# Answered by their own parsers and exception handlers (core.parsers).
-API_PREFIXES = ("/api/", "/openai/")
+from .errors import API_PREFIXES, Refusal
 
 
 class FormInputMiddleware:

@@ -18,6 +18,7 @@ from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.views import defaults
 
+from .errors import API_PREFIXES
 from .request_id import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,6 @@ logger = logging.getLogger(__name__)
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 RETRY_AFTER_SECONDS = 5
 MESSAGE = "Framecast is temporarily unavailable. Please try again in a few seconds."
-API_PREFIXES = ("/api/", "/openai/")
 
 
 def database_unavailable(error: BaseException | None) -> bool:
