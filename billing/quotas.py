@@ -3,6 +3,7 @@
 Each refusal names the limit, and how to lift it, and carries the HTTP status the API
 answers with (402 for money, 403 for what the plan does not include, 429 for backlog)."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.errors import Refusal
@@ -73,13 +74,14 @@ def check_submission(account: BillingAccount, request: Request) -> None:
         )
 
 
-def check_admission(plan, *, active: int, waiting: int) -> bool:
+def check_admission(plan, *, active: int, waiting: Callable[[], int]) -> bool:
     """The plan's concurrency rule for a team with `active` jobs queued or running and
-    `waiting` throttled: True if a new job must wait its turn (throttled), False if it may
-    be queued now. Raises SubmissionRefused (429) when the backlog is full too."""
+    `waiting()` throttled (counted only once the slots are full: the caller holds the
+    team's lock): True if a new job must wait its turn (throttled), False if it may be
+    queued now. Raises SubmissionRefused (429) when the backlog is full too."""
     if active < plan.concurrent_jobs:
         return False
-    if waiting >= plan.backlog:
+    if waiting() >= plan.backlog:
         raise SubmissionRefused(
             f"The team already has {plan.concurrent_jobs} job(s) running and {plan.backlog} waiting, "
             f"the most the {plan.name} plan allows. Wait for one to finish, or upgrade your plan.",

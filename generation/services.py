@@ -134,7 +134,7 @@ def _submission_admit(submission: Submission, *, team, user, api_key, webhook_ur
         throttled = quotas.check_admission(
             plan,
             active=jobs.filter(state__in=Job.ACTIVE).count(),
-            waiting=jobs.filter(state=Job.State.THROTTLED).count(),
+            waiting=jobs.filter(state=Job.State.THROTTLED).count,
         )
         state = Job.State.THROTTLED if throttled else Job.State.QUEUED
         job = Job.objects.create(
