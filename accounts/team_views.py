@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core.redirects import safe_next
+from core.text import whole_number
 
 from . import api_keys, teams
 from .invitations import pending_invitations
@@ -34,12 +35,12 @@ def _expiry_from_days(raw: str):
     raw = raw.strip()
     if not raw:
         return None
-    # isascii: str.isdigit() also takes "²", which int() refuses.
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6 or not 1 <= int(raw) <= MAX_KEY_EXPIRY_DAYS:
+    days = whole_number(raw, max_digits=6)
+    if days is None or not 1 <= days <= MAX_KEY_EXPIRY_DAYS:
         raise ValidationError({
             "expires_in_days": f"Expiry must be a whole number of days from 1 to {MAX_KEY_EXPIRY_DAYS}, or empty for never."
         })
-    return timezone.now() + timedelta(days=int(raw))
+    return timezone.now() + timedelta(days=days)
 
 
 def _back_to_settings(request, error: ValidationError | None = None, success: str | None = None):
