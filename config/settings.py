@@ -325,6 +325,9 @@ FRAMECAST_DEFAULT_MODEL = os.environ.get("FRAMECAST_DEFAULT_MODEL", "framecast-t
 # settings in `weights_env`). Unset: not offered.
 WAN21_T2V_1_3B_PATH = os.environ.get("WAN21_T2V_1_3B_PATH", "")
 WAN21_T2V_14B_PATH = os.environ.get("WAN21_T2V_14B_PATH", "")
+# The folders of their turbo speeds' distillation LoRAs (generation/models.toml [models.turbo]).
+WAN21_T2V_1_3B_TURBO_LORA_PATH = os.environ.get("WAN21_T2V_1_3B_TURBO_LORA_PATH", "")
+WAN21_T2V_14B_TURBO_LORA_PATH = os.environ.get("WAN21_T2V_14B_TURBO_LORA_PATH", "")
 WAN22_TI2V_5B_PATH = os.environ.get("WAN22_TI2V_5B_PATH", "")
 # The model that OpenAI's model names (`sora-2`, `sora-2-pro`, dated versions) run on at
 # /openai/v1/; empty: FRAMECAST_DEFAULT_MODEL.

@@ -35,7 +35,8 @@ from .idempotency import HEADER as IDEMPOTENCY_KEY
 from .idempotency import respond_once
 from .models import Job
 from .selectors import job_for_team
-from .services import InvalidTransition, job_cancel, job_delete, job_submit
+from .params import JobParams
+from .services import InvalidTransition, job_cancel, job_delete, job_quote, job_submit
 from .webhooks import validate_webhook_url
 
 MAX_WAIT_SECONDS = 60
@@ -102,7 +103,13 @@ class VideoCreateSerializer(serializers.Serializer):
     steps = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=100)
     guidance = serializers.FloatField(required=False, allow_null=True, min_value=catalog.MIN_GUIDANCE, max_value=catalog.MAX_GUIDANCE)
     speed = serializers.ChoiceField(
-        choices=Job.Speed.choices, required=False, allow_null=True, help_text="fast: cheaper and sooner, a little less detail."
+        choices=Job.Speed.choices, required=False, allow_null=True,
+        help_text=(
+            "fast: cheaper and sooner, a little less detail. turbo (models whose speed_options list it): "
+            "a few-step distilled version, much faster and cheaper, may lose fine motion; it runs its own steps and "
+            "guidance (leave them out). To re-render a turbo video at full quality, send the same request with "
+            "its seed and speed standard."
+        ),
     )
     webhook_url = serializers.URLField(
         required=False, allow_null=True, allow_blank=True, validators=[RegexValidator("^https?://")],
@@ -413,6 +420,26 @@ class ModelList(APIView):
         return Response({"data": [model_json(spec) for spec in catalog.available_models()]})
 
 
+def speed_json(spec, speed: str) -> dict:
+    """A speed as offered for `spec`: what it does, the steps and guidance it runs (or the
+    defaults), its price per step relative to standard, and its price at the defaults."""
+    steps, guidance = spec.steps_and_guidance(speed) or (spec.defaults["steps"], spec.defaults["guidance"])
+    defaults = JobParams(
+        model_name=spec.name, prompt="", negative_prompt="", seed=None, width=spec.defaults["width"],
+        height=spec.defaults["height"], num_frames=spec.defaults["num_frames"], fps=spec.defaults["fps"],
+        steps=steps, guidance=guidance, speed=speed,
+    )
+    return {
+        "id": speed,
+        "note": catalog.SPEED_NOTES[speed],
+        "steps": steps,
+        "guidance": guidance,
+        "fixes_steps_and_guidance": spec.steps_and_guidance(speed) is not None,
+        "price_factor_per_step": spec.speed_price_factor(speed),
+        "price_credits_at_defaults": job_quote(defaults),
+    }
+
+
 def model_json(spec) -> dict:
     return {
         "id": spec.name,
@@ -423,7 +450,8 @@ def model_json(spec) -> dict:
         "steps": {"max": spec.max_steps},
         "max_pixels_per_frame": spec.max_pixels_per_frame,
         "defaults": spec.defaults,
-        "speeds": list(spec.speeds),
+        "speeds": list(spec.offered_speeds()),
+        "speed_options": [speed_json(spec, speed) for speed in spec.offered_speeds()],
         "remix": bool(spec.remix_pipeline),
         "pipeline": spec.pipeline,
         "pool": next((pool.name for pool in pools.pools_for_model(spec.name)), None),

@@ -15,7 +15,67 @@ from pathlib import Path
 
 from django.conf import settings
 
-SPEEDS = ("standard", "fast")
+from billing.pricing import SPEED_FACTORS
+
+SPEEDS = ("standard", "fast", "turbo")
+
+# What the studio, the API and the OpenAI layer say about each speed.
+SPEED_NOTES = {
+    "standard": "the model's full quality",
+    "fast": "skips the transformer's work on steps that barely change: cheaper and sooner, a little less detail",
+    "turbo": "fewer steps: faster and cheaper, may lose fine motion",
+}
+
+
+def _local_path(path_setting: str, env: str) -> Path | None:
+    """A path in the repository (relative or absolute), or the local path an environment
+    variable (or the setting of that name) holds; None when neither is configured."""
+    if path_setting:
+        path = Path(path_setting)
+        return path if path.is_absolute() else settings.BASE_DIR / path
+    # A setting of that name wins (settings.py reads the known ones from the environment);
+    # one added only in FRAMECAST_MODELS_FILE is configured straight from the environment.
+    configured = getattr(settings, env, None)
+    if configured is None:
+        configured = os.environ.get(env, "")
+    return Path(configured) if configured else None
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    """A LoRA adapter the registry declares for a model: the distillation weights behind
+    its `turbo` speed. The worker loads it onto the model's warm pipeline (never reloading
+    the base model) and runs `steps` steps at `guidance` (1.0: no classifier-free guidance,
+    one transformer pass per step instead of two), with the flow-matching scheduler's
+    `shift` set to `flow_shift` for that job when given."""
+
+    steps: int
+    guidance: float
+    # Price per step relative to a standard step of the same model (billing/pricing.py):
+    # no guidance halves the transformer's passes; the adapter's own matmuls add a little.
+    price_factor: float
+    weights_path_setting: str = ""
+    weights_env: str = ""
+    # The safetensors file in that folder (diffusers' LoRA format).
+    weight_name: str = "pytorch_lora_weights.safetensors"
+    flow_shift: float | None = None
+    # The adapter's weight when applied (diffusers set_adapters).
+    scale: float = 1.0
+
+    def weights_path(self) -> Path | None:
+        return _local_path(self.weights_path_setting, self.weights_env)
+
+    def weights_file(self) -> Path | None:
+        folder = self.weights_path()
+        return None if folder is None else folder / self.weight_name
+
+    def is_available(self) -> bool:
+        file = self.weights_file()
+        if file is None:
+            return False
+        # Shipped with the code: offered once it is really there. Configured by an operator:
+        # offered (a missing file fails loudly on the worker, as for a model's weights).
+        return file.is_file() if self.weights_path_setting else True
 
 
 @dataclass(frozen=True)
@@ -51,19 +111,13 @@ class ModelSpec:
     weights_path_setting: str = ""
     weights_env: str = ""
     description: str = field(default="", compare=False)
+    # The distillation adapter behind the `turbo` speed ([models.turbo] in the registry).
+    turbo: AdapterSpec | None = None
 
     def weights_path(self) -> Path | None:
         if self.builtin:
             return settings.FRAMECAST_MODELS_DIR / self.name
-        if self.weights_path_setting:
-            path = Path(self.weights_path_setting)
-            return path if path.is_absolute() else settings.BASE_DIR / path
-        # A setting of that name wins (settings.py reads the known ones from the environment);
-        # a model added only in FRAMECAST_MODELS_FILE is configured straight from the environment.
-        configured = getattr(settings, self.weights_env, None)
-        if configured is None:
-            configured = os.environ.get(self.weights_env, "")
-        return Path(configured) if configured else None
+        return _local_path(self.weights_path_setting, self.weights_env)
 
     def is_available(self) -> bool:
         path = self.weights_path()
@@ -73,11 +127,53 @@ class ModelSpec:
             return (path / "model_index.json").is_file()
         return True  # built by prepare_models, or configured (a missing folder fails loudly)
 
+    def offered_speeds(self) -> tuple[str, ...]:
+        """The declared speeds this machine can run: turbo needs its adapter's weights."""
+        return tuple(
+            speed for speed in self.speeds if speed != "turbo" or (self.turbo is not None and self.turbo.is_available())
+        )
+
     def supports_speed(self, speed: str) -> bool:
-        return speed in self.speeds
+        return speed in self.offered_speeds()
+
+    def steps_and_guidance(self, speed: str) -> tuple[int, float] | None:
+        """The steps and guidance a speed fixes (turbo: its adapter's), or None when the
+        request chooses them."""
+        if speed == "turbo" and self.turbo is not None:
+            return self.turbo.steps, self.turbo.guidance
+        return None
+
+    def speed_price_factor(self, speed: str) -> float:
+        """A step's price at `speed` relative to a standard step (billing/pricing.py)."""
+        if speed == "turbo":
+            return self.turbo.price_factor
+        return SPEED_FACTORS[speed]
 
 
 _KEYS = {"weights_path": "weights_path_setting"}
+
+
+def _adapter(model: str, row: dict) -> AdapterSpec:
+    row = {_KEYS.get(key, key): value for key, value in row.items()}
+    where = f"model {model!r}, [models.turbo]"
+    if bool(row.get("weights_path_setting")) == bool(row.get("weights_env")):
+        raise ValueError(f"{where}: give exactly one of weights_path, weights_env")
+    missing = {"steps", "guidance", "price_factor"} - set(row)
+    if missing:
+        raise ValueError(f"{where}: missing {', '.join(sorted(missing))}")
+    try:
+        adapter = AdapterSpec(**row)
+    except TypeError as error:
+        raise ValueError(f"{where}: {error}") from None
+    if not (isinstance(adapter.steps, int) and adapter.steps >= 1):
+        raise ValueError(f"{where}: steps must be a whole number of at least 1")
+    if not 0 < adapter.price_factor <= 1:
+        raise ValueError(f"{where}: price_factor must be more than 0 and at most 1")
+    if not MIN_GUIDANCE <= adapter.guidance <= MAX_GUIDANCE:
+        raise ValueError(f"{where}: guidance must be between {MIN_GUIDANCE} and {MAX_GUIDANCE}")
+    if adapter.flow_shift is not None and not adapter.flow_shift > 0:
+        raise ValueError(f"{where}: flow_shift must be positive")
+    return adapter
 
 
 def _spec(row: dict) -> ModelSpec:
@@ -89,7 +185,14 @@ def _spec(row: dict) -> ModelSpec:
     sources = [bool(row.get("builtin")), bool(row.get("weights_path_setting")), bool(row.get("weights_env"))]
     if sum(sources) != 1:
         raise ValueError(f"model {row['name']!r}: give exactly one of builtin, weights_path, weights_env")
-    return ModelSpec(**row)
+    if "turbo" in row:
+        row["turbo"] = _adapter(row["name"], row["turbo"])
+    if ("turbo" in row["speeds"]) != (row.get("turbo") is not None):
+        raise ValueError(f"model {row['name']!r}: the turbo speed and a [models.turbo] adapter go together")
+    spec = ModelSpec(**row)
+    if spec.turbo is not None and spec.turbo.steps > spec.max_steps:
+        raise ValueError(f"model {spec.name!r}: turbo steps exceed max_steps")
+    return spec
 
 
 @cache
@@ -171,7 +274,7 @@ def shape_errors(
     if not 1 <= steps <= spec.max_steps:
         errors["steps"] = f"Inference steps must be between 1 and {spec.max_steps} for {spec.name} (got {steps})."
     if not spec.supports_speed(speed):
-        errors["speed"] = f"{spec.name} offers only the speeds {', '.join(spec.speeds)} (got {speed})."
+        errors["speed"] = f"{spec.name} offers only the speeds {', '.join(spec.offered_speeds())} (got {speed})."
     return errors
 
 

@@ -35,8 +35,17 @@ class JobForm(RefusalFormMixin, forms.Form):
         required=False, min_value=catalog.MIN_GUIDANCE, max_value=catalog.MAX_GUIDANCE, label="Guidance scale"
     )
     speed = forms.ChoiceField(
-        choices=Speed.choices, required=False, help_text="Fast costs less and finishes sooner, with a little less detail."
+        choices=Speed.choices,
+        required=False,
+        help_text=(
+            "Fast costs less and finishes sooner, with a little less detail. Turbo (where the model has it) "
+            f"runs a few-step distilled version: {catalog.SPEED_NOTES['turbo']}; it sets its own steps and guidance."
+        ),
     )
+
+    # A speed that fixes the steps and guidance (turbo) refuses other values given with it;
+    # a form whose steps and guidance are always filled in (the studio's) lets it set them.
+    SPEED_SETS_STEPS_SILENTLY = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -58,6 +67,7 @@ class JobForm(RefusalFormMixin, forms.Form):
             self.add_error("model", f"Model {cleaned.get('model')!r} is not available.")
             return cleaned
         cleaned["model"] = spec.name
+        self._steps_and_guidance_of_speed(spec, cleaned)
         # Empty optional fields take the model's defaults.
         for name, value in spec.defaults.items():
             if cleaned.get(name) is None and name not in self.errors:
@@ -80,6 +90,21 @@ class JobForm(RefusalFormMixin, forms.Form):
                 except pools.NoPool as error:
                     self.add_error("width" if pools.pools_for_model(spec.name) else "model", str(error))
         return cleaned
+
+    def _steps_and_guidance_of_speed(self, spec, cleaned) -> None:
+        speed = cleaned.get("speed") or Speed.STANDARD
+        fixed = spec.steps_and_guidance(speed) if spec.supports_speed(speed) else None
+        if fixed is None:
+            return
+        for name, value in zip(("steps", "guidance"), fixed, strict=True):
+            given = cleaned.get(name)
+            if given is not None and given != value and not self.SPEED_SETS_STEPS_SILENTLY and name not in self.errors:
+                self.add_error(
+                    name,
+                    f"The {speed} speed of {spec.name} runs {name} {value:g} (got {given:g}): "
+                    f"leave {name} out, or choose the standard speed.",
+                )
+            cleaned[name] = value
 
     def full_clean(self) -> None:
         super().full_clean()

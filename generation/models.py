@@ -10,6 +10,9 @@ class Speed(models.TextChoices):
     # Diffusers' First-Block Cache skips the transformer's work on steps whose first block
     # barely changed: faster and cheaper, at a small cost in detail.
     FAST = "fast", "Fast (cheaper)"
+    # A few-step distillation adapter on the same model, no guidance (models.toml
+    # [models.turbo]): much faster and cheaper, may lose fine motion.
+    TURBO = "turbo", "Turbo (fewest steps)"
 
 
 class JobState(models.TextChoices):

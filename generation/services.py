@@ -40,6 +40,7 @@ def job_quote(params: JobParams) -> int:
         num_frames=params.num_frames,
         steps=params.steps,
         speed=params.speed,
+        speed_factor=spec.speed_price_factor(params.speed),
     )
 
 

@@ -172,6 +172,9 @@ class StudioForm(JobForm):
     resolution = forms.IntegerField(required=False, label="Resolution")
     duration = forms.IntegerField(required=False, min_value=1, label="Duration")
 
+    # The steps menu and the guidance box always send a value; turbo replaces them.
+    SPEED_SETS_STEPS_SILENTLY = True
+
     # Fields a plan refusal names, as this form shows them.
     SHOWN_AS = {"width": "resolution", "height": "resolution", "num_frames": "duration"}
 

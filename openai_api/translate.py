@@ -100,9 +100,11 @@ def create_params(data, files) -> JobParams:
     if not 0 < seconds <= longest:
         raise BadParam(f"'seconds' must be more than 0 and at most {longest:g} for {spec.name} (got {seconds:g}).",
                        "seconds")
+    # Framecast's extra field: `speed` (standard, fast, turbo: see GET /api/v1/models).
+    speed = _one(data, "speed")
     form = JobForm(data={
         "prompt": prompt, "model": spec.name, "width": width, "height": height, "fps": fps,
-        "num_frames": catalog.frames_for_duration(spec, seconds, fps),
+        "num_frames": catalog.frames_for_duration(spec, seconds, fps), "speed": speed or "",
     })
     if not form.is_valid():
         field, messages = next(iter(form.errors.items()))

@@ -60,7 +60,8 @@ def test_a_model_is_offered_only_once_its_weights_are_configured(settings, tmp_p
     "source, speeds, problem",
     [
         ('builtin = true\n    weights_env = "X"', '["standard"]', "exactly one of builtin, weights_path, weights_env"),
-        ("builtin = true", '["standard", "turbo"]', "unknown speeds ['turbo']"),
+        ("builtin = true", '["standard", "warp"]', "unknown speeds ['warp']"),
+        ("builtin = true", '["standard", "turbo"]', "the turbo speed and a [models.turbo] adapter go together"),
     ],
 )
 def test_a_bad_registry_entry_is_refused_with_the_reason(settings, tmp_path, source, speeds, problem):
