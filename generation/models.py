@@ -92,6 +92,9 @@ class Job(models.Model):
     strength = models.FloatField(null=True, blank=True)
     # A reference image the first frame is conditioned on (image to video).
     input_image = models.FileField(upload_to="inputs/%Y/%m/%d/", blank=True)
+    # The team LoRAs applied on top of the model, as recorded at submission (they may be
+    # deleted later): [{"id", "name", "scale", "file" (storage name), "sha256"}]; null: none.
+    loras = models.JSONField(null=True, blank=True)
     # Called back (Standard Webhooks) when the job starts and ends; `metadata` is the
     # client's own, returned as given.
     webhook_url = models.URLField(max_length=2000, blank=True, default="")

@@ -41,6 +41,8 @@ def _key_value(value):
         return hashlib.sha256(value).hexdigest()
     if hasattr(value, "_meta"):  # a model instance, e.g. the remixed job
         return str(value.pk)
+    if isinstance(value, tuple | list):  # LoRAs: what decides the frames is the file and its scale
+        return [[entry["sha256"], float(entry["scale"])] for entry in value]
     return value
 
 
@@ -64,10 +66,15 @@ class JobParams:
     # Image to video: the reference image (PNG bytes, checked by generation.inputs); the
     # job keeps it as a file, saved by job_submit.
     input_image: bytes | None = param(decides_frames=True, column=None, key_tag="image", default=None)
+    # Team LoRAs on top of the model: ({"id", "name", "scale", "file", "sha256"}, ...), in the
+    # order given (generation.loras resolves and checks them); None: none.
+    loras: tuple[dict, ...] | None = param(decides_frames=True, key_tag="loras", default=None)
 
     def __post_init__(self):
         # Guidance is a float in the key whatever number type a caller passed.
         object.__setattr__(self, "guidance", float(self.guidance))
+        # No LoRAs is None whichever way it was said (the key of a plain job stays the same).
+        object.__setattr__(self, "loras", tuple(self.loras) if self.loras else None)
 
     def request_key(self, *, seed: int) -> str:
         """What decides the frames, hashed: equal keys mean equal videos (the pipeline is

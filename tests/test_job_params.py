@@ -36,7 +36,8 @@ def test_every_declared_deciding_field_is_in_the_key(name):
     params = JobParams(**BASE)
     changed = {"model_name": "framecast-toy", "prompt": "a boat", "negative_prompt": "blur", "width": 96,
                "height": 96, "num_frames": 13, "fps": 12, "steps": 5, "guidance": 6.0, "speed": "fast",
-               "strength": 0.5, "input_image": b"png", "remix_of": None}
+               "strength": 0.5, "input_image": b"png", "remix_of": None,
+               "loras": ({"id": "l1", "name": "ink", "scale": 0.8, "file": "f", "sha256": "ab"},)}
     if name == "seed":
         assert params.request_key(seed=1) != params.request_key(seed=2)
         return
@@ -46,6 +47,18 @@ def test_every_declared_deciding_field_is_in_the_key(name):
 
         changed[name] = Source()
     assert params.replace(**{name: changed[name]}).request_key(seed=7) != params.request_key(seed=7)
+
+
+def test_loras_decide_the_key_by_file_and_scale_and_none_is_no_loras():
+    ink = {"id": "l1", "name": "ink", "scale": 0.8, "file": "teams/1/loras/l1.safetensors", "sha256": "ab"}
+    plain = JobParams(**BASE)
+    assert JobParams(**BASE, loras=()).request_key(seed=7) == plain.request_key(seed=7)
+    assert JobParams(**BASE, loras=[]).loras is None
+    with_ink = JobParams(**BASE, loras=(ink,))
+    renamed = JobParams(**BASE, loras=({**ink, "name": "renamed"},))
+    rescaled = JobParams(**BASE, loras=({**ink, "scale": 0.5},))
+    assert with_ink.request_key(seed=7) == renamed.request_key(seed=7), "the name does not decide the frames"
+    assert len({plain.request_key(seed=7), with_ink.request_key(seed=7), rescaled.request_key(seed=7)}) == 3
 
 
 def test_the_job_columns_come_from_the_declaration():
