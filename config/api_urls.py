@@ -13,6 +13,7 @@ urlpatterns = [
     path("videos/<uuid:job_id>/thumbnail", api.VideoThumbnail.as_view(), name="video_thumbnail"),
     path("videos/<uuid:job_id>/cancel", api.VideoCancel.as_view(), name="video_cancel"),
     path("videos/<uuid:job_id>/remix", api.VideoRemix.as_view(), name="video_remix"),
+    path("videos/<uuid:job_id>/full-quality", api.VideoFullQuality.as_view(), name="video_full_quality"),
     path("videos/<uuid:job_id>/spritesheet", api.VideoSpritesheet.as_view(), name="video_spritesheet"),
     path("models", api.ModelList.as_view(), name="models"),
     path("account", billing_api.AccountView.as_view(), name="account"),

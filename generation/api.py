@@ -29,7 +29,7 @@ from core.text import whole_number
 
 from . import catalog, payloads, pools
 from .forms import JobForm
-from .inputs import DEFAULT_REMIX_STRENGTH, remix_params
+from .inputs import DEFAULT_REMIX_STRENGTH, full_quality_params, remix_params
 from .ranges import file_response
 from .idempotency import HEADER as IDEMPOTENCY_KEY
 from .idempotency import respond_once
@@ -392,6 +392,30 @@ class VideoRemix(APIView):
             return Response(VideoSerializer(job, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
         return respond_once(request, team=actor.team, respond=remix, refused=refusal_response)
+
+
+class VideoFullQuality(APIView):
+    """Make the same video again at the model's full quality: a turbo (or fast) video's
+    prompt, seed, size, length and inputs at the standard speed with the model's default
+    steps and guidance, priced and queued like any video. 409 `already_full_quality` for a
+    video made at the standard speed."""
+
+    throttle_classes = [PlanRequestThrottle, PlanVideoThrottle]
+
+    @extend_schema(
+        operation_id="full_quality_video",
+        request=None,
+        responses={201: VideoSerializer, **errors(400, 401, 402, 403, 404, 409, 429)},
+    )
+    def post(self, request, job_id):
+        actor = request_actor_allowed(request, Perm.GENERATE)
+        source = job_for_team(actor.team, job_id)
+
+        def rerun() -> Response:
+            job = job_submit(team=actor.team, user=actor.user, params=full_quality_params(source), api_key=actor.api_key)
+            return Response(VideoSerializer(job, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+        return respond_once(request, team=actor.team, respond=rerun, refused=refusal_response)
 
 
 class VideoCancel(APIView):

@@ -53,10 +53,36 @@ def remix_params(
             code="invalid_request", field="strength",
         )
     # Standard whatever the source's: diffusers' WanVideoToVideoPipeline opens no cache
-    # context, so the fast mode's First-Block Cache fails in it (tests/test_pipeline_fuzz.py).
+    # context, so the fast mode's First-Block Cache fails in it (tests/test_pipeline_fuzz.py);
+    # a turbo source's 4 unguided steps mean nothing without its adapter: the model's own.
     return JobParams.from_job(
-        source, prompt=prompt, seed=seed, speed="standard", remix_of=source, strength=float(strength)
+        source, prompt=prompt, seed=seed, speed="standard", remix_of=source, strength=float(strength),
+        **_standard_steps(source, spec),
     )
+
+
+def _standard_steps(source: Job, spec: catalog.ModelSpec) -> dict:
+    """The steps and guidance of `source` at the standard speed: its own, unless its speed
+    fixed them (turbo), then the model's defaults."""
+    if source.speed != "turbo":
+        return {}
+    return {"steps": spec.defaults["steps"], "guidance": spec.defaults["guidance"]}
+
+
+def full_quality_params(source: Job) -> JobParams:
+    """The same video again at the model's full quality: the same prompt, seed, size,
+    length, reference image, remix source and LoRAs, at the standard speed with the model's
+    default steps and guidance (a turbo video's one-click re-render). Raises a Refusal."""
+    if source.speed == "standard":
+        raise Refusal("This video is already at full quality (the standard speed).", status=409, code="already_full_quality")
+    spec = catalog.get_model(source.model_name)
+    if spec is None:
+        raise InvalidInput(f"The model {source.model_name} is not available.", code="model_unavailable", field="model")
+    params = JobParams.from_job(source, speed="standard", **_standard_steps(source, spec))
+    if source.input_image:
+        with source.input_image.open("rb") as file:
+            params = params.replace(input_image=file.read())
+    return params
 
 
 def reference_image_png(data: bytes, *, model_name: str, field: str = "input_image") -> bytes:

@@ -16,7 +16,7 @@ from core.errors import Refusal
 from . import catalog
 from .forms import JobForm
 from .params import JobParams
-from .models import Job
+from .models import Job, Speed
 
 ASPECTS = [
     ("16:9", "16:9 landscape"),
@@ -115,9 +115,13 @@ def _needs(plan: Plan, plans: list[Plan], **shape) -> str:
 def studio_options(plan: Plan) -> dict:
     """Every choice the studio offers, per model, each marked with the plan it needs."""
     plans = list(Plan.objects.filter(is_active=True).order_by("price_cents", "order"))
-    options: dict[str, list[Option]] = {"resolution": [], "duration": [], "steps": []}
+    options: dict[str, list[Option]] = {"resolution": [], "duration": [], "steps": [], "speed": []}
     for spec in catalog.available_models():
         defaults = spec.defaults
+        for speed in spec.offered_speeds():
+            fixed = spec.steps_and_guidance(speed)
+            data = {"note": catalog.SPEED_NOTES[speed], "fixed": fixed and f"{fixed[0]} steps, guidance {fixed[1]:g}"}
+            options["speed"].append(Option(speed, Speed(speed).label, spec.name, data=data))
         base = dict(num_frames=1, fps=defaults["fps"], steps=1)
         for short_side, label in resolutions(spec):
             sizes = {}

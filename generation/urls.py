@@ -15,6 +15,7 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/cancel/", views.job_cancel_view, name="job_cancel"),
     path("jobs/<uuid:job_id>/delete/", views.job_delete_view, name="job_delete"),
     path("jobs/<uuid:job_id>/share/", views.job_share_view, name="job_share"),
+    path("jobs/<uuid:job_id>/full-quality/", views.job_full_quality_view, name="job_full_quality"),
     # Public share links: the token is the only key (generation/sharing.py).
     path("s/<share_token:token>/", views.shared_page, name="shared"),
     path("s/<share_token:token>/video.mp4", views.shared_video, name="shared_video"),

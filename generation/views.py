@@ -18,6 +18,7 @@ from core.redirects import safe_next
 
 from . import catalog, payloads, studio
 from .gallery import GalleryFilters, gallery_page
+from .inputs import full_quality_params
 from .models import Job
 from .ranges import file_response
 from .selectors import job_for_team
@@ -46,7 +47,7 @@ def _with_live_status(jobs) -> list[Job]:
     return jobs
 
 
-ADVANCED_FIELDS = ("width", "height", "num_frames", "fps", "guidance", "speed")
+ADVANCED_FIELDS = ("width", "height", "num_frames", "fps", "guidance")
 
 
 def _studio_context(request, form, membership):
@@ -259,6 +260,21 @@ def job_share_view(request, job_id):
     else:
         job_share_disable(job)
         messages.success(request, "Sharing is off: the link no longer works.")
+    return redirect(job)
+
+
+@login_required
+@require_POST
+def job_full_quality_view(request, job_id):
+    """One click on a turbo (or fast) video: the same video at full quality, queued."""
+    membership = _membership(request, Perm.GENERATE)
+    source = job_for_team(membership.team, job_id)
+    try:
+        job = job_submit(team=membership.team, user=request.user, params=full_quality_params(source))
+    except Refusal as refusal:
+        messages.error(request, refusal.message)
+        return redirect(source)
+    messages.success(request, "Rendering this video again at full quality.")
     return redirect(job)
 
 

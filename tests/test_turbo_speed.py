@@ -21,6 +21,7 @@ TINY_WITH_TURBO = """
     label = "Framecast Tiny"
     pipeline = "WanPipeline"
     builtin = true
+    remix_pipeline = "WanVideoToVideoPipeline"
     size_multiple = 16
     min_side = 32
     max_side = 256
@@ -212,3 +213,49 @@ def test_the_openai_layer_takes_speed_as_an_extra_field(turbo_registry, alice, c
     bad = client.post("/openai/v1/videos", {"prompt": "a boat", "model": "framecast-tiny", "speed": "warp"}, **headers)
     assert bad.status_code == 400
     assert bad.json()["error"]["param"] == "speed"
+
+
+def _turbo_job(team, user, **changes):
+    from generation.services import job_submit
+
+    return job_submit(team=team, user=user, params=_params(speed="turbo", steps=4, guidance=1.0, seed=42, **changes))
+
+
+@pytest.mark.django_db
+def test_a_turbo_video_is_rendered_again_at_full_quality_in_one_api_call(api, turbo_registry, alice):  # noqa: F811
+    source = _turbo_job(alice.personal_team, alice)
+    response = api.post(f"videos/{source.id}/full-quality")
+    assert response.status_code == 201, response.content
+    video = response.json()
+    assert (video["speed"], video["steps"], video["guidance"]) == ("standard", 20, 5.0)  # the model's defaults
+    assert (video["seed"], video["prompt"], video["width"], video["num_frames"]) == (42, "a boat", 128, 17)
+    # A standard video is already at full quality: 409, nothing made.
+    again = api.post(f"videos/{video['id']}/full-quality")
+    assert again.status_code == 409 and again.json()["error"]["type"] == "already_full_quality"
+
+
+@pytest.mark.django_db
+def test_the_studio_offers_full_quality_on_a_turbo_video_and_one_click_queues_it(client, turbo_registry, alice):
+    from generation.models import Job
+
+    client.force_login(alice)
+    source = _turbo_job(alice.personal_team, alice)
+    page = client.get(source.get_absolute_url())
+    assert b'id="full-quality"' in page.content and b"Turbo (fewest steps)" in page.content
+    response = client.post(f"/jobs/{source.id}/full-quality/")
+    made = Job.objects.exclude(pk=source.pk).get()
+    assert response.status_code == 302 and response["Location"] == made.get_absolute_url()
+    assert (made.speed, made.steps, made.guidance, made.seed) == ("standard", 20, 5.0, 42)
+    assert b'id="full-quality"' not in client.get(made.get_absolute_url()).content
+
+
+@pytest.mark.django_db
+def test_a_remix_of_a_turbo_video_runs_at_the_standard_speed_with_the_models_steps(turbo_registry, alice):
+    from generation.inputs import remix_params
+    from generation.models import Job
+
+    source = _turbo_job(alice.personal_team, alice)
+    Job.objects.filter(pk=source.pk).update(state=Job.State.SUCCEEDED, video="jobs/x/video.mp4")
+    source.refresh_from_db()
+    params = remix_params(source, prompt="a ship", strength=1.0)
+    assert (params.speed, params.steps, params.guidance, params.strength) == ("standard", 20, 5.0, 1.0)

@@ -10,6 +10,9 @@
   const resolution = form.querySelector("[data-resolution]");
   const duration = form.querySelector("[data-duration]");
   const steps = form.querySelector("[data-steps]");
+  const speed = form.querySelector("[data-speed]");
+  const speedNote = form.querySelector("[data-speed-note]");
+  const guidance = form.querySelector("#id_guidance");
   const sizeText = form.querySelector("[data-size-text]");
   const width = form.querySelector("#id_width");
   const height = form.querySelector("#id_height");
@@ -72,6 +75,15 @@
     frames.disabled = duration.value !== "";
   }
 
+  // Turbo runs its adapter's own steps and guidance: the menus say so instead.
+  function followSpeed() {
+    const option = speed.selectedOptions[0];
+    const fixed = option ? option.dataset.fixed : "";
+    steps.disabled = Boolean(fixed);
+    guidance.disabled = Boolean(fixed);
+    speedNote.textContent = option ? option.dataset.note + (fixed ? ` (runs ${fixed})` : "") : "";
+  }
+
   // What the chosen model understands (the toy model knows only its synthetic world).
   function showModelNote() {
     for (const note of document.querySelectorAll("[data-model-note]")) {
@@ -84,6 +96,8 @@
     followModel(resolution);
     followModel(duration);
     followModel(steps);
+    followModel(speed);
+    followSpeed();
     followAspect();
     followDuration();
     form.dispatchEvent(new Event("input", { bubbles: true }));  // the price follows
@@ -93,6 +107,10 @@
   aspect.addEventListener("change", refresh);
   resolution.addEventListener("change", refresh);
   duration.addEventListener("change", refresh);
+  speed.addEventListener("change", () => {
+    followSpeed();
+    form.dispatchEvent(new Event("input", { bubbles: true }));
+  });
 
   form.querySelector("[data-dice]").addEventListener("click", () => {
     const values = new Uint32Array(1);
@@ -101,6 +119,7 @@
     form.dispatchEvent(new Event("input", { bubbles: true }));
   });
 
+  followSpeed();
   followAspect();
   followDuration();
 })();
