@@ -8,6 +8,7 @@ register_converter(VideoIdConverter, "video_id")
 app_name = "openai"
 
 urlpatterns = [
+    path("models", views.Models.as_view(), name="models"),
     path("videos", views.Videos.as_view(), name="videos"),
     path("videos/<video_id:job_id>", views.Video.as_view(), name="video"),
     path("videos/<video_id:job_id>/content", views.VideoContent.as_view(), name="video_content"),

@@ -24,6 +24,8 @@ from core.errors import Refusal, as_refusal
 from core.parsers import FormParser, JSONParser, MultiPartParser
 from core.request_id import current_request_id
 from core.text import whole_number
+from generation import catalog
+from generation.api import speed_json
 from generation.idempotency import respond_once
 from generation.inputs import remix_params
 from generation.models import Job
@@ -109,6 +111,26 @@ class OpenAIView(APIView):
 
     def job(self, actor, job_id) -> Job:
         return job_for_team(actor.team, job_id)
+
+
+class Models(OpenAIView):
+    """`GET /models` as OpenAI's SDK reads it (`client.models.list()`), each model with
+    Framecast's extra fields: its speeds, each with its note, steps, guidance and price."""
+
+    def get(self, request):
+        self.actor(Perm.VIEW)
+        data = [
+            {
+                "id": spec.name,
+                "object": "model",
+                "created": 0,
+                "owned_by": "framecast",
+                "speeds": list(spec.offered_speeds()),
+                "speed_options": [speed_json(spec, speed) for speed in spec.offered_speeds()],
+            }
+            for spec in catalog.available_models()
+        ]
+        return Response({"object": "list", "data": data})
 
 
 class Videos(OpenAIView):

@@ -259,3 +259,22 @@ def test_a_remix_of_a_turbo_video_runs_at_the_standard_speed_with_the_models_ste
     source.refresh_from_db()
     params = remix_params(source, prompt="a ship", strength=1.0)
     assert (params.speed, params.steps, params.guidance, params.strength) == ("standard", 20, 5.0, 1.0)
+
+
+@pytest.mark.django_db
+def test_the_openai_layer_lists_models_with_their_speeds_for_the_sdk(turbo_registry, alice):
+    from django.test import Client
+
+    from accounts.api_keys import apikey_create
+    from accounts.models import Membership
+
+    from .conftest import on_plan
+
+    on_plan(alice.personal_team, "creator")
+    _, secret = apikey_create(membership=Membership.objects.get(user=alice), name="ci")
+    response = Client().get("/openai/v1/models", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert response.status_code == 200
+    tiny = next(model for model in response.json()["data"] if model["id"] == "framecast-tiny")
+    assert tiny["object"] == "model" and tiny["speeds"] == ["standard", "fast", "turbo"]
+    turbo = next(option for option in tiny["speed_options"] if option["id"] == "turbo")
+    assert turbo["note"] == "fewer steps: faster and cheaper, may lose fine motion" and turbo["steps"] == 4
