@@ -18,6 +18,8 @@ import uuid
 from collections import OrderedDict
 from typing import Any
 
+import torch
+
 DEFAULT_CACHE_MB = 256
 
 _Key = tuple[str, str, int, str, str]
@@ -75,10 +77,12 @@ def embedding(pipe: Any, text: str, *, max_sequence_length: int) -> Any:
             _counts["hits"] += 1
             return found
         _counts["misses"] += 1
-    made, _ = pipe.encode_prompt(
-        prompt=text, do_classifier_free_guidance=False, max_sequence_length=max_sequence_length, device=device
-    )
-    made = made.detach()
+    # Without gradients, as the pipeline's own call encodes: with them the text encoder takes
+    # other kernels on the CPU, and the embedding differs in its last bits.
+    with torch.no_grad():
+        made, _ = pipe.encode_prompt(
+            prompt=text, do_classifier_free_guidance=False, max_sequence_length=max_sequence_length, device=device
+        )
     _store(key, made)
     return made
 
