@@ -264,6 +264,7 @@ def save_random_lora(transformer: Any, path: Path, *, rank: int, seed: int = 0, 
     generator = torch.Generator().manual_seed(seed)
     layers: dict[str, torch.Tensor] = {}
     for name, module in transformer.named_modules():
+        module = getattr(module, "base_layer", module)  # a layer that already carries adapters
         if isinstance(module, torch.nn.Linear) and name.startswith("blocks.") and name.endswith(LORA_TARGETS):
             down = torch.randn(rank, module.in_features, generator=generator) / module.in_features**0.5
             up = torch.randn(module.out_features, rank, generator=generator) * strength / rank**0.5
