@@ -110,7 +110,8 @@ def test_a_lora_that_is_gone_or_altered_fails_the_job_clearly_and_releases_its_c
     assert job.state == Job.State.FAILED
     assert job.error_message == "The LoRA 'ink' is no longer available."
     assert account_for_team(team).available == before
-    assert not list(settings.FRAMECAST_LORA_CACHE_DIR.glob("*.safetensors"))  # nothing kept of it
+    cache = settings.FRAMECAST_LORA_CACHE_DIR
+    assert not (cache.exists() and any(cache.iterdir()))  # nothing kept of it, not even a partial copy
 
 
 def test_a_file_that_is_not_a_lora_of_the_model_fails_the_job_with_a_clear_reason(alice, stored_lora, tmp_path):
@@ -170,3 +171,20 @@ def test_a_turbo_job_whose_adapter_is_missing_on_the_worker_fails_clearly(alice,
     assert job.state == Job.State.FAILED
     assert job.error_message == "The turbo speed of framecast-tiny is not available right now."
 
+
+
+def test_the_local_copies_stay_within_their_disk_budget_least_recently_used_first(tmp_path, monkeypatch):
+    names, digests = [], []
+    for index in range(3):
+        data = bytes([index]) * 1000
+        names.append(default_storage.save(f"loras/test/{index}.safetensors", ContentFile(data)))
+        digests.append(hashlib.sha256(data).hexdigest())
+    monkeypatch.setenv("FRAMECAST_LORA_DISK_CACHE_MB", str(2500 / 2**20))  # room for two
+    try:
+        paths = [adapters.local_copy(name, digest, cache_dir=tmp_path) for name, digest in zip(names, digests, strict=True)]
+        assert [path.exists() for path in paths] == [False, True, True]
+        assert adapters.local_copy(names[0], digests[0], cache_dir=tmp_path).read_bytes() == bytes([0]) * 1000
+        assert sorted(path.name for path in tmp_path.iterdir()) == sorted(f"{d}.safetensors" for d in digests[::2])
+    finally:
+        for name in names:
+            default_storage.delete(name)
