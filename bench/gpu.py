@@ -1,7 +1,7 @@
-"""bench/gpu: what one GPU worker does per job, and what overlapping encode with the next
-job's denoising saves. Runs on CUDA when present, else the CPU.
+"""bench/gpu: what one GPU worker does per job at each speed, and what overlapping encode
+with the next job's denoising saves. Runs on CUDA when present, else the CPU.
 
-For N back-to-back jobs of one model it measures, in one run:
+For N back-to-back jobs of one model at one speed it measures, in one run:
   - denoise seconds per job (the GPU's work), encode seconds per job (CPU: H.264 + poster +
     sprite sheet), peak GPU memory;
   - wall time of the N jobs run one after the other (denoise, then encode), and with the
@@ -10,12 +10,32 @@ For N back-to-back jobs of one model it measures, in one run:
     denoiser sat idle in each mode;
   - the cost per video and per video-second at the pool's GPU-hour price.
 
+Speeds run as the worker runs them (gpu_workers.pipeline.generate_frames, prompt
+embeddings cached as on a worker serving a repeated prompt):
+  standard  --steps steps at --guidance
+  fast      the same with First-Block Cache (gpu_workers.runner.FAST_MODE_CACHE_THRESHOLD)
+  turbo     the registry's turbo adapter for --turbo-of (steps, guidance, flow shift: Wan 2.1
+            1.3B: 4 steps, no guidance, shift 5): --lora-path, or a random LoRA of
+            --lora-rank on the attention and feed-forward layers standing in for it (the
+            same shapes, so the same cost; the pictures are noise)
+
+--arch wan2.1-1.3b builds Wan 2.1 T2V 1.3B from its published configuration with random
+weights (nothing is downloaded): the real transformer (30 layers, width 1536, 12 heads,
+feed-forward 8960, text width 4096), the real VAE, and UniPC with flow shift 3 (480p).
+The text encoder is a stand-in: a random UMT5 of the real width (4096) with --text-layers
+layers (UMT5-XXL has 24, about 11 GB). Per-video times exclude text encoding (the
+embedding is cached after the warm-up, as on a worker); the stand-in's uncached encode is
+printed for information only.
+
     .venv/bin/python bench/gpu.py                                   # the tiny model
+    .venv/bin/python bench/gpu.py --arch wan2.1-1.3b --width 832 --height 480 --frames 81 \
+        --steps 50 --fps 16 --jobs 2 --speed turbo --compile --price 2.69
     .venv/bin/python bench/gpu.py --model-path /models/Wan2.1-T2V-1.3B-Diffusers \
         --width 832 --height 480 --frames 81 --steps 50 --fps 16 --jobs 4 --price 2.69
 """
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -26,43 +46,134 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+# Wan 2.1 T2V 1.3B as published (Wan-AI/Wan2.1-T2V-1.3B-Diffusers, transformer/config.json).
+WAN21_13B_TRANSFORMER = dict(
+    patch_size=(1, 2, 2), num_attention_heads=12, attention_head_dim=128, in_channels=16, out_channels=16,
+    text_dim=4096, freq_dim=256, ffn_dim=8960, num_layers=30, cross_attn_norm=True,
+    qk_norm="rms_norm_across_heads", eps=1e-6, image_dim=None, added_kv_proj_dim=None, rope_max_seq_len=1024,
+)
+
 
 def percentile(values, q):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def build_wan21_13b(device: str, *, text_layers: int):
+    """Wan 2.1 T2V 1.3B's architecture with random weights, on `device` (bf16 transformer
+    and text encoder on CUDA, float32 VAE; float32 on the CPU)."""
+    import torch
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+    from transformers import AutoTokenizer, UMT5Config, UMT5EncoderModel
+
+    from gpu_workers.tiny_model import ensure_tiny_model
+
+    cuda = device.startswith("cuda")
+    main = torch.bfloat16 if cuda else torch.float32
+    tiny = Path(tempfile.mkdtemp()) / "framecast-tiny"
+    ensure_tiny_model(tiny)  # for its tokenizer (the stand-in encoder's vocabulary)
+    tokenizer = AutoTokenizer.from_pretrained(tiny / "tokenizer")
+    torch.manual_seed(0)
+    with torch.device(device):  # initialised where it runs: seconds, not minutes, for 1.3B
+        transformer = WanTransformer3DModel(**WAN21_13B_TRANSFORMER).eval()
+        vae = AutoencoderKLWan().eval()  # float32; its defaults are Wan 2.1's VAE
+        text_encoder = UMT5EncoderModel(UMT5Config(
+            vocab_size=len(tokenizer), d_model=4096, d_kv=64, d_ff=10240, num_layers=text_layers, num_heads=64,
+            feed_forward_proj="gated-gelu", dropout_rate=0.0, pad_token_id=0, eos_token_id=1,
+        )).eval()
+    if main != torch.float32:
+        text_encoder.to(main)
+        # As from_pretrained loads it: bf16, except the modules the class keeps in float32.
+        keep = transformer._keep_in_fp32_modules or []
+        for name, param in transformer.named_parameters():
+            if not any(part in name.split(".") for part in keep):
+                param.data = param.data.to(main)
+    scheduler = UniPCMultistepScheduler(
+        prediction_type="flow_prediction", use_flow_sigmas=True, num_train_timesteps=1000, flow_shift=3.0
+    )
+    pipe = WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler, transformer=transformer)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def speed_settings(args, pipe):
+    """(steps, guidance, keyword arguments of generate_frames) for --speed."""
+    if args.speed == "standard":
+        return args.steps, args.guidance, {}
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    if args.speed == "fast":
+        from gpu_workers.runner import FAST_MODE_CACHE_THRESHOLD
+
+        return args.steps, args.guidance, {"step_cache_threshold": FAST_MODE_CACHE_THRESHOLD}
+    from generation import catalog
+    from gpu_workers import adapters
+
+    turbo = catalog.all_models()[args.turbo_of].turbo
+    if args.lora_path:
+        path, label = Path(args.lora_path), args.lora_path
+    else:
+        path = adapters.save_random_lora(
+            pipe.transformer, Path(tempfile.mkdtemp()) / "turbo.safetensors", rank=args.lora_rank, seed=0
+        )
+        label = f"random LoRA of rank {args.lora_rank}"
+    adapter = adapters.Adapter(name="turbo", path=path, scale=turbo.scale)
+    print(f"turbo ({args.turbo_of}): {turbo.steps} steps, guidance {turbo.guidance}, flow shift {turbo.flow_shift}; {label}")
+    return turbo.steps, turbo.guidance, {"adapters": [adapter], "flow_shift": turbo.flow_shift}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-path", help="a local diffusers pipeline folder (default: the tiny model, built here)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--model-path", help="a local diffusers pipeline folder (default: the tiny model, built here)")
+    source.add_argument("--arch", choices=["wan2.1-1.3b"], help="a published architecture with random weights")
+    parser.add_argument("--speed", choices=["standard", "fast", "turbo"], default="standard")
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--height", type=int, default=128)
     parser.add_argument("--frames", type=int, default=17)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=20, help="standard and fast (turbo takes the adapter's)")
+    parser.add_argument("--guidance", type=float, default=5.0, help="standard and fast")
     parser.add_argument("--fps", type=int, default=8)
     parser.add_argument("--jobs", type=int, default=6)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the transformer (after loading adapters)")
+    parser.add_argument("--turbo-of", default="wan2.1-t2v-1.3b", help="the registry model whose turbo settings to use")
+    parser.add_argument("--lora-path", help="turbo: a distillation LoRA file (diffusers format)")
+    parser.add_argument("--lora-rank", type=int, default=64, help="turbo: the rank of the random stand-in LoRA")
+    parser.add_argument("--text-layers", type=int, default=2, help="--arch: layers of the stand-in text encoder")
+    parser.add_argument("--denoise-only", action="store_true", help="skip encoding and the overlap comparison")
     parser.add_argument("--price", type=float, default=2.69, help="the pool's price per GPU-hour, USD")
     args = parser.parse_args()
 
     import torch
 
-    from gpu_workers import encode, pipeline
+    from gpu_workers import embeddings, encode, pipeline
     from gpu_workers.tiny_model import ensure_tiny_model
 
-    path = Path(args.model_path) if args.model_path else Path(tempfile.mkdtemp()) / "framecast-tiny"
-    if not args.model_path:
-        ensure_tiny_model(path)
     device = pipeline.default_device()
-    started = time.perf_counter()
-    pipe = pipeline.load_pipeline(path, device=device)
-    load_seconds = time.perf_counter() - started
     cuda = device.startswith("cuda")
+    started = time.perf_counter()
+    if args.arch:
+        pipe, model = build_wan21_13b(device, text_layers=args.text_layers), f"{args.arch} (random weights)"
+    else:
+        path = Path(args.model_path) if args.model_path else Path(tempfile.mkdtemp()) / "framecast-tiny"
+        if not args.model_path:
+            ensure_tiny_model(path)
+        pipe, model = pipeline.load_pipeline(path, device=device), path.name
+    load_seconds = time.perf_counter() - started
     name = torch.cuda.get_device_name(0) if cuda else f"CPU ({torch.get_num_threads()} threads)"
+    steps, guidance, extra = speed_settings(args, pipe)
+    prompt = "a red kite over a green hill"
+
+    t = time.perf_counter()
+    embeddings.embedding(pipe, prompt, max_sequence_length=pipeline.DEFAULT_MAX_SEQUENCE_LENGTH)
+    text_seconds = time.perf_counter() - t
 
     def denoise(seed: int):
         return pipeline.generate_frames(
-            pipe, prompt="a red kite over a green hill", negative_prompt="", seed=seed, width=args.width,
-            height=args.height, num_frames=args.frames, steps=args.steps, guidance=5.0,
+            pipe, prompt=prompt, negative_prompt="", seed=seed, width=args.width,
+            height=args.height, num_frames=args.frames, steps=steps, guidance=guidance, **extra,
         )
 
     def finish(frames) -> None:
@@ -70,7 +181,13 @@ def main() -> None:
         encode.poster_jpeg(frames)
         encode.spritesheet_jpeg(frames)
 
-    denoise(0)  # warm-up: kernels, allocator, caches
+    if extra.get("adapters"):
+        denoise(0)  # loads the adapter: the compiled graph must see the LoRA layers
+    if args.compile:
+        pipe.transformer.compile()
+    t = time.perf_counter()
+    denoise(0)  # warm-up: kernels, allocator, caches, compilation
+    warmup_seconds = time.perf_counter() - t
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -81,40 +198,53 @@ def main() -> None:
         t = time.perf_counter()
         frames = denoise(seed)
         denoise_times.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        finish(frames)
-        encode_times.append(time.perf_counter() - t)
+        if not args.denoise_only:
+            t = time.perf_counter()
+            finish(frames)
+            encode_times.append(time.perf_counter() - t)
     sequential = time.perf_counter() - wall
 
-    overlap_denoise = []
+    seconds_of_video = args.frames / args.fps
+    print(f"device: {name}; model: {model}; speed {args.speed}{', compiled' if args.compile else ''}; "
+          f"{args.width}x{args.height}, {args.frames} frames, {steps} steps, guidance {guidance}")
+    print(f"load: {load_seconds:.2f} s; warm-up{' (compiling)' if args.compile else ''}: {warmup_seconds:.2f} s; "
+          f"text encoding of one prompt, uncached: {text_seconds:.3f} s{' (stand-in encoder)' if args.arch else ''}")
+    print(f"denoise per job: median {statistics.median(denoise_times):.3f} s, p95 {percentile(denoise_times, 0.95):.3f} s")
+    peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+    if peak is not None:
+        print(f"peak GPU memory: {peak:.2f} GiB")
+    per_job = statistics.median(denoise_times)
+    if not args.denoise_only:
+        print(f"encode per job (H.264 + poster + sprite sheet): median {statistics.median(encode_times):.3f} s, "
+              f"p95 {percentile(encode_times, 0.95):.3f} s")
+        overlapped, busy = overlap(denoise, finish, args.jobs)
+        for label, total, denoising in (("one after the other", sequential, sum(denoise_times)),
+                                        ("encode overlapped", overlapped, busy)):
+            print(f"{args.jobs} jobs, {label}: {total:.2f} s wall, denoiser idle {100 * (1 - denoising / total):.1f}%")
+        print(f"throughput ratio overlapped/sequential: {sequential / overlapped:.2f}x")
+        per_job = overlapped / args.jobs
+    dollars = per_job * args.price / 3600
+    print(f"cost at ${args.price}/GPU-hour: ${dollars:.5f} per video, ${dollars / seconds_of_video:.5f} per video-second")
+    print(f"| {args.speed} | {'yes' if args.compile else 'no'} | {steps} | {per_job:.2f} s | "
+          f"{'-' if peak is None else f'{peak:.1f} GiB'} | ${dollars / seconds_of_video:.5f} |")
+
+
+def overlap(denoise, finish, jobs: int) -> tuple[float, float]:
+    """Wall time of `jobs` jobs with each encode on a thread while the next one denoises,
+    and the time spent denoising."""
+    busy = 0.0
     pending: threading.Thread | None = None
     wall = time.perf_counter()
-    for seed in range(args.jobs):
+    for seed in range(jobs):
         t = time.perf_counter()
         frames = denoise(seed)
-        overlap_denoise.append(time.perf_counter() - t)
+        busy += time.perf_counter() - t
         if pending is not None:
             pending.join()  # at most one clip waits for the encoder, as in the worker
         pending = threading.Thread(target=finish, args=(frames,))
         pending.start()
     pending.join()
-    overlapped = time.perf_counter() - wall
-
-    seconds_of_video = args.frames / args.fps
-    per_job = overlapped / args.jobs
-    print(f"device: {name}; model: {path.name}; {args.width}x{args.height}, {args.frames} frames, {args.steps} steps")
-    print(f"load: {load_seconds:.2f} s")
-    print(f"denoise per job: median {statistics.median(denoise_times):.3f} s, p95 {percentile(denoise_times, 0.95):.3f} s")
-    print(f"encode per job (H.264 + poster + sprite sheet): median {statistics.median(encode_times):.3f} s, "
-          f"p95 {percentile(encode_times, 0.95):.3f} s")
-    if cuda:
-        print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
-    for label, total, busy in (("one after the other", sequential, sum(denoise_times)),
-                               ("encode overlapped", overlapped, sum(overlap_denoise))):
-        print(f"{args.jobs} jobs, {label}: {total:.2f} s wall, denoiser idle {100 * (1 - busy / total):.1f}%")
-    print(f"throughput ratio overlapped/sequential: {sequential / overlapped:.2f}x")
-    print(f"cost at ${args.price}/GPU-hour: ${per_job * args.price / 3600:.5f} per video, "
-          f"${per_job * args.price / 3600 / seconds_of_video:.5f} per video-second")
+    return time.perf_counter() - wall, busy
 
 
 if __name__ == "__main__":

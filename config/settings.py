@@ -317,6 +317,9 @@ FRAMECAST_WEBHOOKS_LOOPBACK_ONLY = env_bool("FRAMECAST_WEBHOOKS_LOOPBACK_ONLY", 
 # from SECRET_KEY.
 FRAMECAST_ENCRYPTION_KEYS = env_list("FRAMECAST_ENCRYPTION_KEYS", "")
 FRAMECAST_MODELS_DIR = Path(os.environ.get("FRAMECAST_MODELS_DIR", DATA_DIR / "models")).resolve()
+# Where GPU workers keep verified copies of team LoRA files (named by SHA-256); unset:
+# FRAMECAST_MODELS_DIR/lora-cache. FRAMECAST_LORA_DISK_CACHE_MB bounds it (default 10240).
+FRAMECAST_LORA_CACHE_DIR = Path(os.environ["FRAMECAST_LORA_CACHE_DIR"]).resolve() if os.environ.get("FRAMECAST_LORA_CACHE_DIR") else None
 # framecast-toy (trained, shipped in gpu_workers/weights/; its model card is the README.md
 # there) draws what the prompt says within its world of coloured shapes; framecast-tiny
 # (random weights) only shows that the machinery runs. Real checkpoints: see WAN21_* below.

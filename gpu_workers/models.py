@@ -13,6 +13,9 @@ class WorkerHeartbeat(models.Model):
     # The job its background finisher is encoding and storing (the previous one, usually).
     finishing_job_id = models.UUIDField(null=True, blank=True)
     jobs_done = models.PositiveIntegerField(default=0)
+    # Prompt-embedding cache lookups since the worker process started (gpu_workers.embeddings).
+    embedding_cache_hits = models.PositiveBigIntegerField(default=0)
+    embedding_cache_misses = models.PositiveBigIntegerField(default=0)
     started_at = models.DateTimeField()
     last_seen_at = models.DateTimeField(db_index=True)
 

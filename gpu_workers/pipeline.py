@@ -11,7 +11,7 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,10 @@ import transformers
 from diffusers import DiffusionPipeline
 from diffusers.hooks import FirstBlockCacheConfig
 from diffusers.utils import logging as diffusers_logging
+
+from . import adapters as adapter_cache
+from . import embeddings
+from .adapters import Adapter
 
 # Loading bars are noise in worker logs; progress is reported per job instead.
 diffusers_logging.disable_progress_bar()
@@ -38,6 +42,13 @@ _PipelineKey = tuple[str, str, str]
 # as fit in FRAMECAST_WARM_MODELS_MB (their weights' bytes); 0 means no limit.
 _PIPELINES: OrderedDict[_PipelineKey, DiffusionPipeline] = OrderedDict()
 _LOAD_LOCK = threading.Lock()
+# Base models read from disk since the process started: switching adapters or tasks on a
+# warm model reads none (tests count this).
+_counts = {"base_loads": 0}
+
+
+def base_model_loads() -> int:
+    return _counts["base_loads"]
 
 
 def _budget_bytes() -> int:
@@ -63,6 +74,7 @@ def _evict_beyond_budget(keep: _PipelineKey) -> None:
         if oldest == keep:
             break  # the model in use stays, even alone over the budget
         evicted = _PIPELINES.pop(oldest)
+        embeddings.forget(evicted.text_encoder)
         for key in [key for key in _VARIANTS if key[0] == id(evicted)]:
             del _VARIANTS[key]
     if torch.cuda.is_available():
@@ -120,6 +132,7 @@ def load_pipeline(
             if not (path / "model_index.json").is_file():
                 raise FileNotFoundError(f"no diffusers pipeline at {path} (model_index.json missing)")
             pipe = DiffusionPipeline.from_pretrained(path, local_files_only=True, dtype=dtype)
+            _counts["base_loads"] += 1
             pipe.to(device)
             pipe.set_progress_bar_config(disable=True)
             _PIPELINES[key] = pipe
@@ -182,6 +195,8 @@ def warm_pipelines() -> list[str]:
 def clear_pipeline_cache() -> None:
     """Forgets every loaded pipeline (tests, or to free GPU memory)."""
     with _LOAD_LOCK:
+        for pipe in _PIPELINES.values():
+            embeddings.forget(pipe.text_encoder)
         _PIPELINES.clear()
         _VARIANTS.clear()
 
@@ -217,6 +232,41 @@ def _step_cache(pipe: Any, threshold: float | None) -> Iterator[None]:
         pipe.transformer.disable_cache()
 
 
+@contextlib.contextmanager
+def _flow_shift(pipe: Any, shift: float | None) -> Iterator[None]:
+    """The scheduler's flow shift set to `shift` for one call (a distillation adapter is
+    trained with its own): a configured copy replaces the shared scheduler, and the
+    original is put back afterwards. None: the model's own."""
+    if shift is None:
+        yield
+        return
+    original = pipe.scheduler
+    config = original.config
+    # FlowMatchEulerDiscreteScheduler calls it `shift`; UniPC (real Wan checkpoints) `flow_shift`.
+    name = "flow_shift" if "flow_shift" in config else "shift" if "shift" in config else None
+    if name is None:
+        raise ValueError(f"{type(original).__name__} has no flow shift to set")
+    pipe.scheduler = type(original).from_config(config, **{name: shift})
+    try:
+        yield
+    finally:
+        pipe.scheduler = original
+
+
+def _prompt_inputs(
+    pipe: Any, *, prompt: str, negative_prompt: str, guidance: float, max_sequence_length: int, cached: bool
+) -> dict[str, Any]:
+    """The prompt arguments of the pipeline call: cached embeddings, or the texts."""
+    if not cached:
+        return {"prompt": prompt, "negative_prompt": negative_prompt}
+    inputs = {"prompt_embeds": embeddings.embedding(pipe, prompt, max_sequence_length=max_sequence_length)}
+    if guidance > 1.0:  # Wan's condition for classifier-free guidance: only then is the negative used
+        inputs["negative_prompt_embeds"] = embeddings.embedding(
+            pipe, negative_prompt or "", max_sequence_length=max_sequence_length
+        )
+    return inputs
+
+
 def _pil(frame: np.ndarray, width: int, height: int):
     from PIL import Image
 
@@ -248,6 +298,9 @@ def generate_frames(
     image: np.ndarray | None = None,
     video: np.ndarray | None = None,
     strength: float | None = None,
+    adapters: Sequence[Adapter] = (),
+    flow_shift: float | None = None,
+    embedding_cache: bool = True,
 ) -> np.ndarray:
     """Generates a clip; returns uint8 frames of shape (num_frames, height, width, 3).
 
@@ -258,6 +311,11 @@ def generate_frames(
     image-to-video `pipe` (see variant). With `video` (uint8 frames, num_frames of them)
     those frames are re-generated, `strength` of the way from them: pass a video-to-video
     `pipe`. Both are resized to width × height.
+
+    `adapters` (LoRAs) are active for this call only, loaded onto the pipeline's transformer
+    if they are not already there (see gpu_workers.adapters); `flow_shift` replaces the
+    scheduler's shift for this call (a distillation adapter's). With `embedding_cache` the
+    prompt embeddings come from gpu_workers.embeddings (the same frames, bit for bit).
     """
     validate_request(pipe, width=width, height=height, num_frames=num_frames, steps=steps)
 
@@ -286,11 +344,18 @@ def generate_frames(
         if strength is None or not 0 < strength <= 1:
             raise ValueError(f"strength must be in (0, 1] for video to video, got {strength}")
         inputs = {"video": [_pil(frame, width, height) for frame in video], "strength": strength}
-    with _step_cache(pipe, step_cache_threshold):
+    with (
+        adapter_cache.applied(pipe, adapters),
+        _flow_shift(pipe, flow_shift),
+        _step_cache(pipe, step_cache_threshold),
+    ):
+        texts = _prompt_inputs(
+            pipe, prompt=prompt, negative_prompt=negative_prompt, guidance=guidance,
+            max_sequence_length=max_sequence_length, cached=embedding_cache,
+        )
         result = pipe(
             **inputs,
-            prompt=prompt,
-            negative_prompt=negative_prompt,
+            **texts,
             height=height,
             width=width,
             num_inference_steps=steps,

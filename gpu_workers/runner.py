@@ -28,7 +28,7 @@ from generation.models import Job
 from generation.params import JobParams
 from safety import provenance
 
-from . import encode, heartbeat, pipeline, preview
+from . import adapters, embeddings, encode, heartbeat, pipeline, preview
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +197,9 @@ def _denoise(job: Job):
     if conditioning:
         pipe = pipeline.variant(pipe, spec.remix_pipeline if "video" in conditioning else spec.image_pipeline)
     limiter = preview.PreviewLimiter(min_interval=settings.FRAMECAST_PREVIEW_MIN_SECONDS)
+    job_adapters = _adapters(job, spec)
+    turbo = job.speed == Job.Speed.TURBO
+    cache_before = embeddings.counts()
 
     started = time.monotonic()
 
@@ -221,14 +224,57 @@ def _denoise(job: Job):
         max_sequence_length=spec.max_sequence_length,
         # One indexed read per step: steps of real models take seconds.
         should_stop=lambda: services.job_is_cancelled(job.id),
+        adapters=job_adapters,
+        # The turbo adapter runs with the scheduler's shift it was distilled with.
+        flow_shift=spec.turbo.flow_shift if turbo else None,
         **conditioning,
     )
     inference_seconds = time.monotonic() - started
+    cache = embeddings.counts()
+    rate = embeddings.hit_rate(cache)
     logger.info(
-        "Job %s denoised in %.2f s; previews took %.1f%% of it",
+        "Job %s denoised in %.2f s; previews took %.1f%% of it; prompt embeddings: %d of %d from the cache "
+        "(hit rate %s since the worker started); adapters: %s",
         job.id, inference_seconds, 100 * limiter.spent / max(inference_seconds, 1e-9),
+        cache["hits"] - cache_before["hits"],
+        cache["hits"] + cache["misses"] - cache_before["hits"] - cache_before["misses"],
+        "n/a" if rate is None else f"{100 * rate:.0f}%", ", ".join(a.name for a in job_adapters) or "none",
     )
+    _record_embedding_cache(cache)
     return services.job_start_encoding(job, inference_seconds=inference_seconds), frames
+
+
+def _adapters(job: Job, spec) -> list[pipeline.Adapter]:
+    """The LoRAs the job runs with: the turbo speed's distillation adapter, then the team's
+    LoRAs in the order the job lists them (each fetched from the storage and verified)."""
+    chosen = []
+    if job.speed == Job.Speed.TURBO:
+        file = spec.turbo.weights_file() if spec.turbo is not None else None
+        if file is None or not file.is_file():
+            raise AdapterGone(f"The turbo speed of {spec.name} is not available right now.")
+        chosen.append(pipeline.Adapter(name="turbo", path=file, scale=spec.turbo.scale, label="turbo"))
+    cache_dir = settings.FRAMECAST_LORA_CACHE_DIR or settings.FRAMECAST_MODELS_DIR / "lora-cache"
+    for entry in job.loras or ():
+        try:
+            path = adapters.local_copy(entry["file"], entry["sha256"], cache_dir=cache_dir)
+        except adapters.LoraFileGone as gone:
+            raise AdapterGone(f"The LoRA '{entry['name']}' is no longer available.") from gone
+        chosen.append(pipeline.Adapter(
+            name=f"lora_{entry['sha256'][:12]}", path=path, scale=float(entry["scale"]), label=entry["name"],
+        ))
+    return chosen
+
+
+def _record_embedding_cache(figures: dict) -> None:
+    """This worker's embedding-cache counters onto its heartbeat row (for /metrics)."""
+    from .models import WorkerHeartbeat
+
+    try:
+        WorkerHeartbeat.objects.filter(hostname=heartbeat.state.hostname).update(
+            embedding_cache_hits=figures["hits"], embedding_cache_misses=figures["misses"]
+        )
+    except Exception:  # noqa: BLE001 - a counter must never fail the job
+        logger.warning("Could not record the embedding cache's counters", exc_info=True)
 
 
 def _conditioning(job: Job, spec) -> dict:
@@ -276,9 +322,15 @@ class SourceGone(Exception):
     pass
 
 
+class AdapterGone(Exception):
+    """A LoRA the job asks for cannot be had (its str is the user's reason)."""
+
+
 def _user_reason(error: Exception) -> str:
     if isinstance(error, ModelUnavailable):
         return "This model is not available right now."
-    if isinstance(error, SourceGone):
+    if isinstance(error, SourceGone | AdapterGone):
         return str(error)
+    if isinstance(error, adapters.AdapterUnusable):
+        return f"The LoRA '{error.adapter.label or error.adapter.name}' could not be applied to this model."
     return "The video could not be generated because of an internal error. Please try again."

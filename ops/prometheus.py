@@ -23,7 +23,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 logger = logging.getLogger("framecast.requests")
 
@@ -130,6 +130,13 @@ class JobsCollector:
         busy = GaugeMetricFamily("framecast_worker_busy", "1 while a worker runs a job.", labels=labels)
         done = GaugeMetricFamily("framecast_worker_jobs_done", "Jobs a worker process has run since it started.", labels=labels)
         memory = GaugeMetricFamily("framecast_worker_memory_used_mb", "Memory a worker reports in use (GPU, else RSS).", labels=labels)
+        # Counted since the worker process started; a restart is a counter reset to Prometheus.
+        hits = CounterMetricFamily(
+            "framecast_worker_embedding_cache_hits", "Prompt embeddings a worker took from its cache.", labels=labels
+        )
+        misses = CounterMetricFamily(
+            "framecast_worker_embedding_cache_misses", "Prompt embeddings a worker had its text encoder make.", labels=labels
+        )
         for status in worker_statuses(seen_since=now - HEARTBEAT_WINDOW):
             worker = status.worker
             key = [worker.hostname, worker.pool, worker.device]
@@ -138,7 +145,9 @@ class JobsCollector:
             busy.add_metric(key, 1 if worker.current_job_id else 0)
             done.add_metric(key, worker.jobs_done)
             memory.add_metric(key, worker.memory_used_mb)
-        yield from (seen, up, busy, done, memory)
+            hits.add_metric(key, worker.embedding_cache_hits)
+            misses.add_metric(key, worker.embedding_cache_misses)
+        yield from (seen, up, busy, done, memory, hits, misses)
 
 
 REGISTRY.register(JobsCollector())
