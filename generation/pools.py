@@ -3,12 +3,50 @@
 Plain data, no torch: the web tier routes a job to a pool's queue with it; workers and the
 cost model read the pool's price from it."""
 
+import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from functools import cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+# What runs a pool's jobs: "diffusers" in the worker's own process (the default), or
+# "openai_videos", a server of the OpenAI Videos API (SGLang-Diffusion, another Framecast)
+# that the worker submits each job to (gpu_workers/engines/).
+ENGINES = ("diffusers", "openai_videos")
+
+
+class PoolsFileError(ImproperlyConfigured):
+    """The pools file declares something no worker could run; the message names the pool."""
+
+
+@dataclass(frozen=True)
+class Engine:
+    kind: str = "diffusers"
+    # openai_videos only: the API's root (the part before /videos), the environment variable
+    # holding its API key (read by the worker only), Framecast's model names → the engine's.
+    base_url: str = ""
+    api_key_env: str = ""
+    model_map: tuple[tuple[str, str], ...] = ()
+    connect_timeout_seconds: float = 5.0
+    read_timeout_seconds: float = 60.0  # per request
+    job_timeout_seconds: float = 1800.0  # submission to downloaded video
+    poll_seconds: float = 2.0
+    max_video_bytes: int = 1 << 30
+
+    @property
+    def in_process(self) -> bool:
+        return self.kind == "diffusers"
+
+    def engine_model(self, model_name: str) -> str:
+        return dict(self.model_map)[model_name]
+
+    def api_key(self) -> str:
+        return os.environ.get(self.api_key_env, "")
 
 
 @dataclass(frozen=True)
@@ -21,6 +59,7 @@ class Pool:
     # The largest job this pool's GPUs take (memory): 0 = whatever the model allows.
     max_pixels_per_frame: int = 0
     max_frames: int = 0
+    engine: Engine = field(default_factory=Engine)
 
     def takes(self, model_name: str, *, width: int, height: int, num_frames: int) -> bool:
         return (
@@ -43,7 +82,61 @@ def queue_name(pool_name: str) -> str:
 def _load(path: str) -> tuple[Pool, ...]:
     with Path(path).open("rb") as file:
         rows = tomllib.load(file)["pools"]
-    return tuple(Pool(**{**row, "models": tuple(row["models"])}) for row in rows)
+    return tuple(
+        Pool(**{**row, "models": tuple(row["models"]), "engine": _engine(row.get("name", "?"), row)}) for row in rows
+    )
+
+
+def _engine(pool: str, row: dict) -> Engine:
+    """The pool's `engine` (a name, or a table with `kind` and its options), checked: a
+    mistake here would otherwise surface as every job of the pool failing."""
+    raw = row.get("engine", "diffusers")
+    raw = {"kind": raw} if isinstance(raw, str) else dict(raw)
+    where = f"Pool {pool!r} in {settings.FRAMECAST_POOLS_FILE}"
+    kind = raw.get("kind", "diffusers")
+    if kind not in ENGINES:
+        raise PoolsFileError(f"{where}: unknown engine {kind!r} (known: {', '.join(ENGINES)}).")
+    known = {f.name for f in fields(Engine)}
+    if unknown := sorted(set(raw) - known):
+        raise PoolsFileError(f"{where}: unknown engine option(s) {', '.join(unknown)}.")
+    if kind == "diffusers":
+        return Engine()
+    url = urlsplit(str(raw.get("base_url", "")))
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise PoolsFileError(f"{where}: engine.base_url must be an http:// or https:// URL (got {raw.get('base_url')!r}).")
+    if not raw.get("api_key_env"):
+        raise PoolsFileError(f"{where}: engine.api_key_env must name the environment variable holding the engine's API key.")
+    model_map = dict(raw.get("model_map", {}))
+    if missing := [model for model in row.get("models", ()) if not model_map.get(model)]:
+        raise PoolsFileError(f"{where}: engine.model_map does not name the engine's model for {', '.join(missing)}.")
+    for option in ("connect_timeout_seconds", "read_timeout_seconds", "job_timeout_seconds", "poll_seconds",
+                   "max_video_bytes"):
+        if option in raw and not (isinstance(raw[option], int | float) and raw[option] > 0):
+            raise PoolsFileError(f"{where}: engine.{option} must be a number above 0 (got {raw[option]!r}).")
+    return Engine(**{**raw, "base_url": str(raw["base_url"]).rstrip("/"), "model_map": tuple(sorted(model_map.items()))})
+
+
+def engine_key_problems(pool_names) -> list[str]:
+    """For a worker about to consume these pools: engine pools whose API key variable is
+    unset or empty (the web tier never needs the key, so only workers check it)."""
+    problems = []
+    for pool in all_pools():
+        if pool.name in pool_names and not pool.engine.in_process and not pool.engine.api_key():
+            problems.append(
+                f"Pool {pool.name!r} runs on the engine at {pool.engine.base_url}, but its API key variable "
+                f"{pool.engine.api_key_env} is not set in this worker's environment."
+            )
+    return problems
+
+
+@checks.register()
+def check_pools_file(app_configs=None, **kwargs) -> list:
+    """At start (every manage.py command, the server, `manage.py check`): the pools file parses."""
+    try:
+        all_pools()
+    except (PoolsFileError, OSError, KeyError, TypeError, tomllib.TOMLDecodeError) as error:
+        return [checks.Error(f"The worker pools file cannot be used: {error}", id="generation.E002")]
+    return []
 
 
 def all_pools() -> tuple[Pool, ...]:
