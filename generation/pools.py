@@ -60,6 +60,11 @@ class Pool:
     max_pixels_per_frame: int = 0
     max_frames: int = 0
     engine: Engine = field(default_factory=Engine)
+    # GPUs one worker runs each job on (torchrun ranks, gpu_workers/multigpu.py), and how the
+    # transformer's attention is split over them: diffusers' ContextParallelConfig fields
+    # (ring_degree, ulysses_degree), their product the GPU count; empty: not split.
+    gpus_per_worker: int = 1
+    context_parallel: tuple[tuple[str, int], ...] = ()
 
     def takes(self, model_name: str, *, width: int, height: int, num_frames: int) -> bool:
         return (
@@ -83,8 +88,35 @@ def _load(path: str) -> tuple[Pool, ...]:
     with Path(path).open("rb") as file:
         rows = tomllib.load(file)["pools"]
     return tuple(
-        Pool(**{**row, "models": tuple(row["models"]), "engine": _engine(row.get("name", "?"), row)}) for row in rows
+        Pool(**{**row, "models": tuple(row["models"]), "engine": _engine(row.get("name", "?"), row),
+                "context_parallel": _context_parallel(row.get("name", "?"), row)})
+        for row in rows
     )
+
+
+CONTEXT_PARALLEL_FIELDS = ("ring_degree", "ulysses_degree")
+
+
+def _context_parallel(pool: str, row: dict) -> tuple[tuple[str, int], ...]:
+    where = f"Pool {pool!r} in {settings.FRAMECAST_POOLS_FILE}"
+    gpus = row.get("gpus_per_worker", 1)
+    if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 1:
+        raise PoolsFileError(f"{where}: gpus_per_worker must be a whole number of at least 1 (got {gpus!r}).")
+    engine = row.get("engine", "diffusers")
+    if gpus > 1 and (engine if isinstance(engine, str) else engine.get("kind", "diffusers")) != "diffusers":
+        raise PoolsFileError(f"{where}: gpus_per_worker is for in-process (diffusers) pools; an engine spreads its "
+                             "own GPUs (e.g. sglang serve --num-gpus).")
+    raw = dict(row.get("context_parallel", {}))
+    if unknown := sorted(set(raw) - set(CONTEXT_PARALLEL_FIELDS)):
+        raise PoolsFileError(f"{where}: unknown context_parallel field(s) {', '.join(unknown)} "
+                             f"(known: {', '.join(CONTEXT_PARALLEL_FIELDS)}).")
+    if not raw:
+        return ()
+    degrees = [raw.get(name, 1) for name in CONTEXT_PARALLEL_FIELDS]
+    if any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in degrees) or degrees[0] * degrees[1] != gpus:
+        raise PoolsFileError(f"{where}: context_parallel ring_degree × ulysses_degree must equal gpus_per_worker "
+                             f"({gpus}); got {raw}.")
+    return tuple(sorted(raw.items()))
 
 
 def _engine(pool: str, row: dict) -> Engine:

@@ -8,7 +8,7 @@ class GpuWorkersConfig(AppConfig):
     def ready(self):
         from celery import signals
 
-        from .engines import refuse_to_start_without_keys
+        from .engines import refuse_to_start_misconfigured
 
         # SystemExit passes through celery's signal dispatch (it catches Exception only).
-        signals.worker_init.connect(refuse_to_start_without_keys, weak=False)
+        signals.worker_init.connect(refuse_to_start_misconfigured, weak=False)

@@ -28,7 +28,7 @@ from generation.models import Job
 from generation.params import JobParams
 from safety import provenance
 
-from . import encode, engines, heartbeat, pipeline, preview
+from . import encode, engines, heartbeat, multigpu, pipeline, preview
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +218,8 @@ def _denoise(job: Job):
         limiter.record(time.monotonic() - made)
         services.job_report_preview(job, step=i, image=image)
 
-    frames = pipeline.generate_frames(
+    frames = multigpu.generate_frames(  # pipeline.generate_frames, on every rank of a multi-GPU worker
+        spec,
         pipe,
         **JobParams.from_job(job).pipeline_args(),
         on_step=on_step,

@@ -217,6 +217,15 @@ models = ["framecast-tiny", "framecast-toy"]
     ('[pools.engine]\nkind = "openai_videos"\nbase_url = "http://127.0.0.1:30010/v1"\n'
      'model_map = { "framecast-tiny" = "a", "framecast-toy" = "b" }',
      "Pool 'sglang' in {path}: engine.api_key_env must name the environment variable holding the engine's API key."),
+    ('gpus_per_worker = 4\ncontext_parallel = { ulysses_degree = 2, ring_degree = 3 }',
+     "Pool 'sglang' in {path}: context_parallel ring_degree × ulysses_degree must equal gpus_per_worker (4); "
+     "got {{'ulysses_degree': 2, 'ring_degree': 3}}."),
+    ('gpus_per_worker = 2\ncontext_parallel = { ulysses = 2 }',
+     "Pool 'sglang' in {path}: unknown context_parallel field(s) ulysses (known: ring_degree, ulysses_degree)."),
+    ('gpus_per_worker = 2\n[pools.engine]\nkind = "openai_videos"\nbase_url = "http://127.0.0.1:30010/v1"\n'
+     'api_key_env = "K"\nmodel_map = { "framecast-tiny" = "a", "framecast-toy" = "b" }',
+     "Pool 'sglang' in {path}: gpus_per_worker is for in-process (diffusers) pools; an engine spreads its own GPUs "
+     "(e.g. sglang serve --num-gpus)."),
 ])
 def test_an_engine_pool_the_worker_could_not_run_is_refused_at_start(tmp_path, settings, engine, message):
     """The system check (run by every manage.py command and the server) names the pool."""

@@ -59,14 +59,17 @@ def engine_for(pool_name: str):
         return engine
 
 
-def refuse_to_start_without_keys(sender=None, **kwargs) -> None:
+def refuse_to_start_misconfigured(sender=None, **kwargs) -> None:
     """celery's worker_init: a worker consuming an engine pool whose API key variable is
-    unset stops at once with the reason, rather than failing every job it claims."""
+    unset, or a pool of several GPUs per worker without its ranks (gpu_workers.multigpu),
+    stops at once with the reason, rather than failing every job it claims."""
     from django.conf import settings
 
+    from .. import multigpu
+
     consumed = set(sender.app.amqp.queues.consume_from or {}) if sender is not None else set()
-    names = {pool.name for pool in pools.all_pools() if pool.queue in consumed}
-    problems = pools.engine_key_problems(names)
+    serving = [pool for pool in pools.all_pools() if pool.queue in consumed]
+    problems = pools.engine_key_problems({pool.name for pool in serving}) + multigpu.check_worker_start(serving)
     if problems:
         prefix = settings.FRAMECAST_QUEUE_PREFIX
         raise SystemExit("Framecast worker refused to start" + (f" (queue prefix {prefix!r})" if prefix else "")
