@@ -30,11 +30,12 @@ import logging
 import os
 import pickle
 import sys
+import time
 from datetime import timedelta
 
 logger = logging.getLogger(__name__)
 
-IDLE_WAIT = timedelta(seconds=30)
+IDLE_POLL_SECONDS = 0.05
 
 
 def world_size() -> int:
@@ -151,13 +152,9 @@ def follow() -> None:
 
     store, rank, n = _state.store, _state.rank, 0
     while True:
-        while True:
-            try:
-                store.wait([f"call/{n}"], IDLE_WAIT)
-                break
-            except Exception as error:  # noqa: BLE001 - the store's timeout: the pool is idle
-                if "timeout" not in str(error).lower() and "timed out" not in str(error).lower():
-                    raise
+        # Polled, not waited on: an idle pool may wait for hours, beyond any store timeout.
+        while not store.check([f"call/{n}"]):
+            time.sleep(IDLE_POLL_SECONDS)
         call = pickle.loads(store.get(f"call/{n}"))
         if call is None:
             logger.info("Rank %d: rank 0 stopped; exiting", rank)
