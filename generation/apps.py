@@ -8,7 +8,7 @@ class GenerationConfig(AppConfig):
     def ready(self):
         from django.urls import register_converter
 
-        from . import content_policy, signals  # noqa: F401 - register the system check and receivers
+        from . import content_policy, pools, signals  # noqa: F401 - register the system checks and receivers
         from .converters import ShareTokenConverter
 
         # Here, not in urls.py: generation's and safety's URLconfs both route share links.

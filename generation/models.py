@@ -113,6 +113,9 @@ class Job(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     worker = models.CharField(max_length=200, blank=True, default="")
+    # The job's id at the pool's inference engine (pools of engine openai_videos), while this
+    # attempt's call is out: a retry deletes it there (an orphan) before submitting anew.
+    engine_job_id = models.CharField(max_length=200, blank=True, default="")
     # Shown to the user (never a traceback) / kept for operators.
     error_message = models.CharField(max_length=500, blank=True, default="")
     error_detail = models.TextField(blank=True, default="")

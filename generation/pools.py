@@ -3,12 +3,50 @@
 Plain data, no torch: the web tier routes a job to a pool's queue with it; workers and the
 cost model read the pool's price from it."""
 
+import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from functools import cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+# What runs a pool's jobs: "diffusers" in the worker's own process (the default), or
+# "openai_videos", a server of the OpenAI Videos API (SGLang-Diffusion, another Framecast)
+# that the worker submits each job to (gpu_workers/engines/).
+ENGINES = ("diffusers", "openai_videos")
+
+
+class PoolsFileError(ImproperlyConfigured):
+    """The pools file declares something no worker could run; the message names the pool."""
+
+
+@dataclass(frozen=True)
+class Engine:
+    kind: str = "diffusers"
+    # openai_videos only: the API's root (the part before /videos), the environment variable
+    # holding its API key (read by the worker only), Framecast's model names → the engine's.
+    base_url: str = ""
+    api_key_env: str = ""
+    model_map: tuple[tuple[str, str], ...] = ()
+    connect_timeout_seconds: float = 5.0
+    read_timeout_seconds: float = 60.0  # per request
+    job_timeout_seconds: float = 1800.0  # submission to downloaded video
+    poll_seconds: float = 2.0
+    max_video_bytes: int = 1 << 30
+
+    @property
+    def in_process(self) -> bool:
+        return self.kind == "diffusers"
+
+    def engine_model(self, model_name: str) -> str:
+        return dict(self.model_map)[model_name]
+
+    def api_key(self) -> str:
+        return os.environ.get(self.api_key_env, "")
 
 
 @dataclass(frozen=True)
@@ -21,6 +59,12 @@ class Pool:
     # The largest job this pool's GPUs take (memory): 0 = whatever the model allows.
     max_pixels_per_frame: int = 0
     max_frames: int = 0
+    engine: Engine = field(default_factory=Engine)
+    # GPUs one worker runs each job on (torchrun ranks, gpu_workers/multigpu.py), and how the
+    # transformer's attention is split over them: diffusers' ContextParallelConfig fields
+    # (ring_degree, ulysses_degree), their product the GPU count; empty: not split.
+    gpus_per_worker: int = 1
+    context_parallel: tuple[tuple[str, int], ...] = ()
 
     def takes(self, model_name: str, *, width: int, height: int, num_frames: int) -> bool:
         return (
@@ -43,7 +87,88 @@ def queue_name(pool_name: str) -> str:
 def _load(path: str) -> tuple[Pool, ...]:
     with Path(path).open("rb") as file:
         rows = tomllib.load(file)["pools"]
-    return tuple(Pool(**{**row, "models": tuple(row["models"])}) for row in rows)
+    return tuple(
+        Pool(**{**row, "models": tuple(row["models"]), "engine": _engine(row.get("name", "?"), row),
+                "context_parallel": _context_parallel(row.get("name", "?"), row)})
+        for row in rows
+    )
+
+
+CONTEXT_PARALLEL_FIELDS = ("ring_degree", "ulysses_degree")
+
+
+def _context_parallel(pool: str, row: dict) -> tuple[tuple[str, int], ...]:
+    where = f"Pool {pool!r} in {settings.FRAMECAST_POOLS_FILE}"
+    gpus = row.get("gpus_per_worker", 1)
+    if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 1:
+        raise PoolsFileError(f"{where}: gpus_per_worker must be a whole number of at least 1 (got {gpus!r}).")
+    engine = row.get("engine", "diffusers")
+    if gpus > 1 and (engine if isinstance(engine, str) else engine.get("kind", "diffusers")) != "diffusers":
+        raise PoolsFileError(f"{where}: gpus_per_worker is for in-process (diffusers) pools; an engine spreads its "
+                             "own GPUs (e.g. sglang serve --num-gpus).")
+    raw = dict(row.get("context_parallel", {}))
+    if unknown := sorted(set(raw) - set(CONTEXT_PARALLEL_FIELDS)):
+        raise PoolsFileError(f"{where}: unknown context_parallel field(s) {', '.join(unknown)} "
+                             f"(known: {', '.join(CONTEXT_PARALLEL_FIELDS)}).")
+    if not raw:
+        return ()
+    degrees = [raw.get(name, 1) for name in CONTEXT_PARALLEL_FIELDS]
+    if any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in degrees) or degrees[0] * degrees[1] != gpus:
+        raise PoolsFileError(f"{where}: context_parallel ring_degree × ulysses_degree must equal gpus_per_worker "
+                             f"({gpus}); got {raw}.")
+    return tuple(sorted(raw.items()))
+
+
+def _engine(pool: str, row: dict) -> Engine:
+    """The pool's `engine` (a name, or a table with `kind` and its options), checked: a
+    mistake here would otherwise surface as every job of the pool failing."""
+    raw = row.get("engine", "diffusers")
+    raw = {"kind": raw} if isinstance(raw, str) else dict(raw)
+    where = f"Pool {pool!r} in {settings.FRAMECAST_POOLS_FILE}"
+    kind = raw.get("kind", "diffusers")
+    if kind not in ENGINES:
+        raise PoolsFileError(f"{where}: unknown engine {kind!r} (known: {', '.join(ENGINES)}).")
+    known = {f.name for f in fields(Engine)}
+    if unknown := sorted(set(raw) - known):
+        raise PoolsFileError(f"{where}: unknown engine option(s) {', '.join(unknown)}.")
+    if kind == "diffusers":
+        return Engine()
+    url = urlsplit(str(raw.get("base_url", "")))
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise PoolsFileError(f"{where}: engine.base_url must be an http:// or https:// URL (got {raw.get('base_url')!r}).")
+    if not raw.get("api_key_env"):
+        raise PoolsFileError(f"{where}: engine.api_key_env must name the environment variable holding the engine's API key.")
+    model_map = dict(raw.get("model_map", {}))
+    if missing := [model for model in row.get("models", ()) if not model_map.get(model)]:
+        raise PoolsFileError(f"{where}: engine.model_map does not name the engine's model for {', '.join(missing)}.")
+    for option in ("connect_timeout_seconds", "read_timeout_seconds", "job_timeout_seconds", "poll_seconds",
+                   "max_video_bytes"):
+        if option in raw and not (isinstance(raw[option], int | float) and raw[option] > 0):
+            raise PoolsFileError(f"{where}: engine.{option} must be a number above 0 (got {raw[option]!r}).")
+    return Engine(**{**raw, "base_url": str(raw["base_url"]).rstrip("/"), "model_map": tuple(sorted(model_map.items()))})
+
+
+def engine_key_problems(pool_names) -> list[str]:
+    """For a worker about to consume these pools: engine pools whose API key variable is
+    unset or empty (the web tier never needs the key, so only workers check it)."""
+    problems = []
+    for pool in all_pools():
+        if pool.name in pool_names and not pool.engine.in_process and not pool.engine.api_key():
+            problems.append(
+                f"Pool {pool.name!r} runs on the engine at {pool.engine.base_url}, but its API key variable "
+                f"{pool.engine.api_key_env} is not set in this worker's environment."
+            )
+    return problems
+
+
+@checks.register()
+def check_pools_file(app_configs=None, **kwargs) -> list:
+    """At start (every manage.py command, the server, `manage.py check`): the pools file parses."""
+    try:
+        all_pools()
+    except (PoolsFileError, OSError, KeyError, TypeError, tomllib.TOMLDecodeError) as error:
+        return [checks.Error(f"The worker pools file cannot be used: {error}", id="generation.E002")]
+    return []
 
 
 def all_pools() -> tuple[Pool, ...]:

@@ -28,7 +28,7 @@ from generation.models import Job
 from generation.params import JobParams
 from safety import provenance
 
-from . import adapters, embeddings, encode, heartbeat, pipeline, preview
+from . import adapters, embeddings, encode, engines, heartbeat, multigpu, pipeline, preview
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,8 @@ def run_claimed(job: Job, *, finisher: Finisher | None = None) -> None:
     try:
         frames = None
         with _ending_the_job_on_error(job):
-            job, frames = _denoise(job)
+            engine = engines.engine_for(job.pool)  # None: diffusers, in this process
+            job, frames = engine.run(job) if engine is not None else _denoise(job)
         if frames is None:
             return
 
@@ -155,6 +156,11 @@ def _ending_the_job_on_error(job: Job) -> Iterator[None]:
         logger.warning("Job %s interrupted: the database is unreachable (%r)", job.id, error)
         _settle(job, lambda: services.job_requeue_or_fail(
             job.id, reason="the database was unreachable", expect=services.owned_by(job)))
+    except engines.EngineUnavailable as error:
+        # The pool's engine is down or overloaded: another attempt, within the attempt limit.
+        logger.warning("Job %s: its engine is unavailable: %s", job.id, error.detail)
+        _settle(job, lambda: services.job_requeue_or_fail(
+            job.id, reason="the rendering engine was unavailable", expect=services.owned_by(job)))
     except Exception as error:  # noqa: BLE001 - any failure must end the job, never leave it running
         logger.exception("Job %s failed", job.id)
         reason, detail = _user_reason(error), repr(error)
@@ -215,7 +221,8 @@ def _denoise(job: Job):
         limiter.record(time.monotonic() - made)
         services.job_report_preview(job, step=i, image=image)
 
-    frames = pipeline.generate_frames(
+    frames = multigpu.generate_frames(  # pipeline.generate_frames, on every rank of a multi-GPU worker
+        spec,
         pipe,
         **JobParams.from_job(job).pipeline_args(),
         on_step=on_step,
@@ -333,4 +340,6 @@ def _user_reason(error: Exception) -> str:
         return str(error)
     if isinstance(error, adapters.AdapterUnusable):
         return f"The LoRA '{error.adapter.label or error.adapter.name}' could not be applied to this model."
+    if isinstance(error, engines.EngineError):
+        return error.user_message
     return "The video could not be generated because of an internal error. Please try again."

@@ -1,0 +1,15 @@
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("generation", "0014_job_loras"),
+    ]
+
+    operations = [
+        migrations.AddField(
+            model_name="job",
+            name="engine_job_id",
+            field=models.CharField(blank=True, default="", max_length=200),
+        ),
+    ]
