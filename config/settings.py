@@ -448,3 +448,5 @@ except ValueError as error:
     raise ImproperlyConfigured(str(error)) from None
 # Prometheus scrapes /metrics with `Authorization: Bearer <this>`; unset: loopback only.
 FRAMECAST_METRICS_TOKEN = os.environ.get("FRAMECAST_METRICS_TOKEN", "")
+# An autoscaler reads GET /ops/scaling/<pool> with `Authorization: Bearer <this>`; unset: refused.
+FRAMECAST_SCALING_TOKEN = os.environ.get("FRAMECAST_SCALING_TOKEN", "")
