@@ -150,7 +150,7 @@ POOL_GAUGES = (
     ("framecast_pool_throttled_jobs", "Jobs of the pool waiting for a slot of their team's plan.", "throttled"),
     ("framecast_pool_running_jobs", "Jobs a worker of the pool is running (denoising).", "running"),
     ("framecast_pool_warm_workers", "Workers of the pool reporting, model loaded or loading done.", "warm_workers"),
-    ("framecast_pool_busy_workers", "Warm workers of the pool running a job.", "busy_workers"),
+    ("framecast_pool_busy_workers", "Workers of the pool running a job.", "busy_workers"),
     ("framecast_pool_oldest_queued_seconds", "How long the pool's oldest queued job has waited.", "oldest_queued_seconds"),
     ("framecast_pool_backlog_gpu_seconds", "Estimated GPU-seconds of the pool's queued jobs (recent durations per model).",
      "backlog_gpu_seconds"),

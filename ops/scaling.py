@@ -84,17 +84,17 @@ def seconds_per_credit(pool: Pool, *, now=None) -> dict[str, float]:
 
 
 def _workers(pool: Pool) -> tuple[int, int]:
-    """(warm, busy) among the pool's workers with a fresh heartbeat. A heartbeat that says
-    its worker is still loading (a `state` in NOT_WARM_STATES) is not warm."""
+    """(warm, busy) among the pool's workers with a fresh heartbeat. A worker whose beat
+    says it is loading its models or stopping (its `phase`, in NOT_WARM_STATES) is not
+    warm; busy counts every worker running a job, a stopping one's last job included."""
     warm = busy = 0
     beats = WorkerHeartbeat.objects.filter(last_seen_at__gte=stale_cutoff())
     for beat in beats:
         if pool.name not in beat.pool.split(","):
             continue
-        if getattr(beat, "state", "") in NOT_WARM_STATES:
-            continue
-        warm += 1
         busy += bool(beat.current_job_id)
+        if (getattr(beat, "phase", None) or getattr(beat, "state", "")) not in NOT_WARM_STATES:
+            warm += 1
     return warm, busy
 
 

@@ -81,8 +81,8 @@ def busy_cpu_pool(alice):
     WorkerHeartbeat.objects.create(hostname="busy@b", last_seen_at=now, current_job_id=running[0].id, **beat)
     WorkerHeartbeat.objects.create(hostname="lost@c", last_seen_at=now - timedelta(minutes=10), **beat)
     WorkerHeartbeat.objects.create(hostname="other@d", last_seen_at=now, **{**beat, "pool": "h100"})
-    if any(field.name == "state" for field in WorkerHeartbeat._meta.get_fields()):
-        WorkerHeartbeat.objects.create(hostname="loading@e", last_seen_at=now, state="warming", **beat)
+    if any(field.name == "phase" for field in WorkerHeartbeat._meta.get_fields()):  # workers that warm up
+        WorkerHeartbeat.objects.create(hostname="loading@e", last_seen_at=now, phase="warming", **beat)
     return get_pool("cpu")
 
 
