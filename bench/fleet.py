@@ -396,7 +396,6 @@ def report(name: str, policy: str, result: dict, *, scale: float, price: float, 
 
 
 def run_scenario(path: Path, database_url: str) -> None:
-    from django.conf import settings
     from django.core.management import call_command
 
     from billing.models import Plan
@@ -434,9 +433,10 @@ def run_scenario(path: Path, database_url: str) -> None:
         framecast = best["cost"] / best["video_seconds"] * target_video_s
         print(f"  -> {compare['label']}: ${compare['usd_per_day']:,.0f}/day reported for {compare['clips_per_day']:,} clips of "
               f"{compare['seconds_per_clip']} s; Framecast at this simulation's best cost per video-second: "
-              f"${framecast:,.0f}/day ({framecast / compare['usd_per_day']:.1%} of it)")
-    print(f"   ({time.monotonic() - started:.0f} s of wall time; database {urlparse(database_url).path.lstrip('/')}, "
-          f"token {'set' if settings.FRAMECAST_SCALING_TOKEN else 'unset'})")
+              f"${framecast:,.0f}/day ({framecast / compare['usd_per_day']:.1%} of it; "
+              f"${best['cost'] / best['video_seconds'] * compare['seconds_per_clip']:.2f} per {compare['seconds_per_clip']} s clip "
+              f"against ${compare['usd_per_day'] / compare['clips_per_day']:.2f})")
+    print(f"   ({time.monotonic() - started:.0f} s of wall time; database {urlparse(database_url).path.lstrip('/')})")
 
 
 def simulation_patches(clock: Clock, pools_path: str) -> list:
