@@ -456,6 +456,7 @@ def main() -> None:
     parser.add_argument("scenarios", nargs="*", type=Path, default=sorted((REPO / "bench" / "scenarios").glob("*.toml")))
     parser.add_argument("--database-url", default=os.environ.get("FLEET_DATABASE_URL", DEFAULT_DATABASE))
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # figures as they come, also into a file
 
     prepare_database(args.database_url)
     os.environ["DATABASE_URL"] = args.database_url
