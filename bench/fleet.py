@@ -24,7 +24,10 @@ messages are sent: a free worker claims at once (as the warm workers' claim loop
 Policies: `fixed` (N workers, warm all day) and `autoscale` (KEDA-like: poll the endpoint,
 scale up at once, each new worker billed through a cold start before it takes a job,
 scale in after a stabilisation window, idle workers first, a busy one only once its job
-is done).
+is done). Each `[policies.<name>]` table of a scenario is one run; its name is its kind
+(`fixed`, `autoscale`) unless it says `kind = ...`, so a scenario may compare several
+autoscaling bounds (its own min_workers/max_workers/drain_seconds, given to the endpoint
+through a pools file of the run's own).
 
 Sora-sized days (~11 million clips) are not inserted row by row: a scenario with
 `sample = s` replays a random fraction s of the day's clips through the same machinery on
@@ -360,11 +363,11 @@ def reset_jobs() -> None:
         cursor.execute("TRUNCATE generation_job, gpu_workers_workerheartbeat CASCADE")
 
 
-def pools_file(scenario: dict, sample: float) -> str:
-    """pools.toml with the scenario's pool bounds (scaled by the sample) for the endpoint."""
+def pools_file(scenario: dict, auto: dict, sample: float) -> str:
+    """pools.toml with an autoscaling policy's pool bounds (scaled by the sample), for the
+    endpoint to answer by."""
     with (REPO / "generation" / "pools.toml").open("rb") as file:
         pools = tomllib.load(file)["pools"]
-    auto = scenario["policies"]["autoscale"]
     lines = []
     for pool in pools:
         if pool["name"] == scenario["pool"]:
@@ -382,21 +385,23 @@ def report(name: str, policy: str, result: dict, *, scale: float, price: float, 
     billed_h, busy_h = result["billed_seconds"] / 3600 * scale, result["busy_seconds"] / 3600 * scale
     cost, idle = billed_h * price, (billed_h - busy_h) * price
     video_s = result["video_seconds"] * scale
-    print(f"  {policy:<10} GPU-hours {billed_h:>12,.0f}  busy {busy_h:>12,.0f}  utilisation {busy_h / billed_h:6.1%}  "
+    print(f"  {policy:<14} GPU-hours {billed_h:>12,.0f}  busy {busy_h:>12,.0f}  utilisation {busy_h / billed_h:6.1%}  "
           f"cost ${cost:>13,.0f}  idle ${idle:>12,.0f}  per video-second ${cost / max(video_s, 1e-9):.4f}")
     refused = ", ".join(f"{code} {count * scale:,.0f}" for code, count in result["refused"].items()) or "none"
-    print(f"  {'':<10} clips {result['done'] * scale:,.0f} of {result['submitted'] * scale:,.0f} (refused: {refused}); "
+    print(f"  {'':<14} clips {result['done'] * scale:,.0f} of {result['submitted'] * scale:,.0f} (refused: {refused}); "
           f"peak workers {result['peak'] * scale:,.0f}, cold starts {result['cold_starts'] * scale:,.0f}, "
           f"simulated {result['hours']:.1f} h")
     for priority in sorted(result["waits"], reverse=True):
         waits = result["waits"][priority]
-        print(f"  {'':<10} wait for a GPU, {plan_names.get(priority, priority):<9} p50 {percentile(waits, 0.5):8.1f} s  "
+        print(f"  {'':<14} wait for a GPU, {plan_names.get(priority, priority):<9} p50 {percentile(waits, 0.5):8.1f} s  "
               f"p95 {percentile(waits, 0.95):8.1f} s  ({len(waits) * scale:,.0f} clips)")
     return {"cost": cost, "video_seconds": video_s}
 
 
 def run_scenario(path: Path, database_url: str) -> None:
+    from django.conf import settings
     from django.core.management import call_command
+    from django.test import override_settings
 
     from billing.models import Plan
 
@@ -412,7 +417,7 @@ def run_scenario(path: Path, database_url: str) -> None:
     call_command("migrate", verbosity=0)  # the plans again (flush removed them)
     clock = Clock()
     with ExitStack() as stack:
-        for patch in simulation_patches(clock, pools_file(scenario, sample)):
+        for patch in simulation_patches(clock):
             stack.enter_context(patch)
         from generation.pools import get_pool
 
@@ -421,11 +426,14 @@ def run_scenario(path: Path, database_url: str) -> None:
         plan_names = {p.queue_priority: p.name for p in Plan.objects.all()}
         arrivals = make_arrivals(scenario, sample, random.Random(scenario.get("seed", 1)))
         outcomes = {}
-        for kind, policy in scenario["policies"].items():
+        for name, policy in scenario["policies"].items():
+            policy = {"kind": name, **policy}  # a table's name is its kind unless it says `kind = ...`
             reset_jobs()
             clock.t = 0.0
-            sim = Simulation(scenario, {"kind": kind, **policy}, arrivals, teams, sample, clock)
-            outcomes[kind] = report(scenario["name"], kind, sim.run(), scale=scale, price=price, plan_names=plan_names)
+            bounds = pools_file(scenario, policy, sample) if policy["kind"] == "autoscale" else settings.FRAMECAST_POOLS_FILE
+            with override_settings(FRAMECAST_POOLS_FILE=bounds):
+                sim = Simulation(scenario, policy, arrivals, teams, sample, clock)
+                outcomes[name] = report(scenario["name"], name, sim.run(), scale=scale, price=price, plan_names=plan_names)
     compare = scenario.get("compare")
     if compare:
         best = min(outcomes.values(), key=lambda o: o["cost"])
@@ -439,7 +447,7 @@ def run_scenario(path: Path, database_url: str) -> None:
     print(f"   ({time.monotonic() - started:.0f} s of wall time; database {urlparse(database_url).path.lstrip('/')})")
 
 
-def simulation_patches(clock: Clock, pools_path: str) -> list:
+def simulation_patches(clock: Clock) -> list:
     """The virtual clock and the simulation's settings, for the duration of a scenario."""
     from django.test import override_settings
 
@@ -447,7 +455,7 @@ def simulation_patches(clock: Clock, pools_path: str) -> list:
         mock.patch("django.utils.timezone.now", clock),
         mock.patch("generation.services.job_wake_pool", lambda pool: None),  # workers claim without messages
         mock.patch("generation.events.publish", lambda *args, **kwargs: None),  # nobody is watching
-        override_settings(FRAMECAST_POOLS_FILE=pools_path, FRAMECAST_SCALING_TOKEN=TOKEN),
+        override_settings(FRAMECAST_SCALING_TOKEN=TOKEN),
     ]
 
 
