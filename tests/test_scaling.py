@@ -149,3 +149,15 @@ def test_an_unknown_pool_is_a_404_once_authenticated(client, settings):
     settings.FRAMECAST_SCALING_TOKEN = "scale-me"
     assert client.get("/ops/scaling/tpu", HTTP_AUTHORIZATION="Bearer scale-me").status_code == 404
     assert client.get("/ops/scaling/tpu").status_code == 401  # no pool names to strangers
+
+
+@pytest.mark.django_db
+def test_an_autoscaler_inside_the_cluster_reaches_it_by_internal_address_over_plain_http(client, settings):
+    """Like /metrics: no host check and no HTTPS redirect (the token is the gate)."""
+    settings.FRAMECAST_SCALING_TOKEN = "scale-me"
+    settings.ALLOWED_HOSTS = ["framecast.example.com"]
+    settings.SECURE_SSL_REDIRECT = True
+    answered = client.get("/ops/scaling/cpu", HTTP_HOST="framecast-web", HTTP_AUTHORIZATION="Bearer scale-me")
+    assert answered.status_code == 200 and answered.json()["pool"] == "cpu"
+    assert client.get("/ops/scaling/cpu", HTTP_HOST="framecast-web").status_code == 401
+    assert client.get("/ops/scaling/cpu/x", HTTP_HOST="framecast-web").status_code == 400  # not the endpoint
