@@ -8,7 +8,7 @@ from decimal import Decimal
 from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Min, OuterRef, Q, Subquery
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from billing import ledger, pricing, quotas
@@ -18,6 +18,7 @@ from core.outages import retrying_while_database_unavailable
 from . import catalog, content_policy, events, payloads, pools, webhooks
 from .models import Job
 from .params import JobParams
+from .selectors import teams_in_turn
 from .storage import job_file_store, job_files_delete, job_files_prune, referenced_names
 
 logger = logging.getLogger(__name__)
@@ -336,22 +337,9 @@ def _claims_serialised(pool: str) -> None:
 def _in_turn(in_tier, pool: str):
     """The tier's queued jobs as groups, in the order their turn comes: first jobs handed
     back by a lost or interrupted worker (they had their turn: a retry keeps its place),
-    then each team's jobs, the team least recently served in `pool` first (never served
-    before anyone, then by the team's best dispatch key)."""
+    then each team's jobs, in the order of `selectors.teams_in_turn`."""
     yield in_tier.filter(attempts__gt=0)
-    last_start = (
-        Job.objects.filter(pool=pool, team_id=OuterRef("team_id"), started_at__isnull=False)
-        .order_by("-started_at")
-        .values("started_at")[:1]
-    )
-    teams = (
-        in_tier.order_by()
-        .values("team_id")
-        .annotate(head=Min("dispatch_key"), served=Subquery(last_start))
-        .order_by(F("served").asc(nulls_first=True), "head")
-        .values_list("team_id", flat=True)
-    )
-    for team_id in teams:
+    for team_id in teams_in_turn(in_tier, pool):
         yield in_tier.filter(team_id=team_id)
 
 

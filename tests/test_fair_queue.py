@@ -8,6 +8,7 @@ from django.db import connection
 from accounts.services import user_signup
 from billing.models import BillingAccount, CreditEntry, Plan
 from generation.models import Job
+from generation.selectors import job_queue_position
 from generation.services import JobParams, job_claim_next, job_submit, job_succeed, job_transition
 
 from .conftest import at_once, on_plan
@@ -58,6 +59,8 @@ def test_a_teams_first_job_is_served_right_after_the_job_in_hand_of_a_team_with_
     first = job_claim_next("cpu", worker="w1")
     assert first.id == a_jobs[0].id
     (b_job,) = submit(b)
+    # B is told it is next, and A's next job that it comes second.
+    assert (job_queue_position(b_job), job_queue_position(a_jobs[1]), job_queue_position(a_jobs[5])) == (1, 2, 6)
     finish(first)
     assert job_claim_next("cpu", worker="w1").id == b_job.id
     # Then A again, in its own order: turns change whom, never the order within a team.
@@ -70,8 +73,11 @@ def test_three_teams_take_turns():
     a, b, c = (team_of(f"{n}@example.com", plan) for n in "abc")
     jobs = {"a": submit(a, 6), "b": submit(b, 2), "c": submit(c, 2)}
     owner = {job.id: name for name, team_jobs in jobs.items() for job in team_jobs}
-    order = [owner[job_claim_next("cpu", worker="w").id] for _ in range(10)]
-    assert order == ["a", "b", "c", "a", "b", "c", "a", "a", "a", "a"]
+    # The place in the queue each job is told is the place it gets.
+    told = {job.id: job_queue_position(job) for team_jobs in jobs.values() for job in team_jobs}
+    claimed = [job_claim_next("cpu", worker="w").id for _ in range(10)]
+    assert [owner[job_id] for job_id in claimed] == ["a", "b", "c", "a", "b", "c", "a", "a", "a", "a"]
+    assert [told[job_id] for job_id in claimed] == list(range(1, 11))
     assert job_claim_next("cpu", worker="w") is None
 
 
@@ -86,6 +92,7 @@ def test_fairness_stays_inside_a_tier_the_head_start_of_paid_plans_still_holds(a
     waiting_free = [submit(free[0], 1)[0], submit(free[1], 1)[0]]
     on_plan(alice.personal_team, "pro")
     pro = submit(alice, 1)[0]
+    assert [job_queue_position(job) for job in (pro, waiting_free[1], waiting_free[0])] == [1, 2, 3]
     order = [job_claim_next("cpu", worker="w").id for _ in range(3)]
     assert order == [pro.id, waiting_free[1].id, waiting_free[0].id]
     assert first_free.id not in order
