@@ -21,6 +21,9 @@ class Plan(models.Model):
     max_steps = models.PositiveIntegerField()
     concurrent_jobs = models.PositiveIntegerField(help_text="Jobs running or queued at once; more wait as throttled.")
     backlog = models.PositiveIntegerField(help_text="Throttled jobs allowed to wait; beyond it, submissions get 429.")
+    max_queued_jobs = models.PositiveIntegerField(
+        default=10, help_text="Jobs waiting to start (queued or throttled) a team may have; beyond it, 429 queue_full."
+    )
     queue_priority = models.PositiveSmallIntegerField(default=0, help_text="0 (lowest) to 9.")
     api_access = models.BooleanField(default=False)
     seats = models.PositiveIntegerField(default=1)

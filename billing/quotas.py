@@ -1,9 +1,8 @@
 """What a team's plan allows at submission: one check, one clear refusal.
 
 Each refusal names the limit, and how to lift it, and carries the HTTP status the API
-answers with (402 for money, 403 for what the plan does not include, 429 for backlog)."""
+answers with (402 for money, 403 for what the plan does not include, 429 for a full backlog or queue)."""
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.errors import Refusal
@@ -74,18 +73,32 @@ def check_submission(account: BillingAccount, request: Request) -> None:
         )
 
 
-def check_admission(plan, *, active: int, waiting: Callable[[], int]) -> bool:
-    """The plan's concurrency rule for a team with `active` jobs queued or running and
-    `waiting()` throttled (counted only once the slots are full: the caller holds the
-    team's lock): True if a new job must wait its turn (throttled), False if it may be
-    queued now. Raises SubmissionRefused (429) when the backlog is full too."""
-    if active < plan.concurrent_jobs:
-        return False
-    if waiting() >= plan.backlog:
+class QueueFull(SubmissionRefused):
+    """The team has as many jobs waiting to start as its plan allows (max_queued_jobs)."""
+
+    status = 429
+    code = "queue_full"
+
+
+def check_admission(plan, *, active: int, queued: int, throttled: int) -> bool:
+    """The plan's queue rules for a team with `active` jobs queued or running, `queued` of
+    them not started yet, and `throttled` waiting for a slot (the caller holds the team's
+    lock): True if a new job must wait its turn (throttled), False if it may be queued now.
+
+    Raises SubmissionRefused (429): `backlog_full` when the slots are full and so is the
+    backlog of throttled jobs; `queue_full` when the team already has max_queued_jobs jobs
+    waiting to start (queued or throttled), so that one team cannot fill a pool's queue."""
+    must_wait = active >= plan.concurrent_jobs
+    if must_wait and throttled >= plan.backlog:
         raise SubmissionRefused(
             f"The team already has {plan.concurrent_jobs} job(s) running and {plan.backlog} waiting, "
             f"the most the {plan.name} plan allows. Wait for one to finish, or upgrade your plan.",
             status=429,
             code="backlog_full",
         )
-    return True
+    if queued + throttled >= plan.max_queued_jobs:
+        raise QueueFull(
+            f"The team already has {queued + throttled} jobs waiting to start, the most the {plan.name} plan "
+            f"allows in the queue. Wait for one to start, or upgrade your plan on the Billing page."
+        )
+    return must_wait

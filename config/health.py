@@ -106,6 +106,20 @@ def _metrics(request):
 
 
 ENDPOINTS = {"/healthz": healthz, "/readyz": readyz, "/metrics": _metrics}
+# GET /ops/scaling/<pool>: for an autoscaler inside the cluster (KEDA's metrics-api scaler
+# calls the Service by its internal name over plain HTTP), like /metrics.
+SCALING_PREFIX = "/ops/scaling/"
+
+
+def _endpoint(path: str):
+    if path in ENDPOINTS:
+        return ENDPOINTS[path]
+    pool = path.removeprefix(SCALING_PREFIX)
+    if path.startswith(SCALING_PREFIX) and pool and "/" not in pool:
+        from ops.views import pool_scaling
+
+        return lambda request: pool_scaling(request, pool)
+    return None
 
 
 class OperationsEndpointsMiddleware:
@@ -115,7 +129,7 @@ class OperationsEndpointsMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        view = ENDPOINTS.get(request.path_info)
+        view = _endpoint(request.path_info)
         if view is not None and request.method in {"GET", "HEAD"}:
             response = view(request)
             response["Cache-Control"] = "no-store"

@@ -95,7 +95,7 @@ MIDDLEWARE = [
     "core.outages.DatabaseOutageMiddleware",
     "ops.prometheus.RequestMetricsMiddleware",
     "config.security.ContentSecurityPolicyMiddleware",
-    # /healthz, /readyz, /metrics: before host validation and the HTTPS redirect.
+    # /healthz, /readyz, /metrics, /ops/scaling/<pool>: before host validation and the HTTPS redirect.
     "config.health.OperationsEndpointsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -419,7 +419,7 @@ HTTPS = env_bool("FRAMECAST_HTTPS", False)
 SECURE_SSL_REDIRECT = HTTPS
 # The probes and the scrape are answered before this redirect (config.health); listed
 # here too so that moving that middleware cannot break the compose health checks.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$", r"^ops/scaling/[^/]+$"]
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600) if HTTPS else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
@@ -454,3 +454,5 @@ except ValueError as error:
     raise ImproperlyConfigured(str(error)) from None
 # Prometheus scrapes /metrics with `Authorization: Bearer <this>`; unset: loopback only.
 FRAMECAST_METRICS_TOKEN = os.environ.get("FRAMECAST_METRICS_TOKEN", "")
+# An autoscaler reads GET /ops/scaling/<pool> with `Authorization: Bearer <this>`; unset: refused.
+FRAMECAST_SCALING_TOKEN = os.environ.get("FRAMECAST_SCALING_TOKEN", "")

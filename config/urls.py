@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from ops.views import pool_scaling
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
@@ -13,6 +15,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("billing/", include("billing.urls")),
     path("staff/", include("ops.urls")),
+    # For autoscalers (KEDA, bench/fleet.py): a pool's desired worker count (ops/scaling.py).
+    path("ops/scaling/<str:pool>", pool_scaling, name="pool-scaling"),
     path("team/invitations/", include("accounts.invitation_urls")),
     path("", include("accounts.team_urls")),
     path("", include("safety.urls")),

@@ -147,6 +147,8 @@ class Job(models.Model):
         indexes = [
             models.Index(fields=["team", "-created_at"]),
             models.Index(fields=["pool", "state", "dispatch_key"], name="job_dispatch_order"),
+            # The claim's turn order: when each team was last served in a pool.
+            models.Index(fields=["team", "pool", "-started_at"], name="job_team_last_start"),
         ]
         constraints = [
             models.CheckConstraint(

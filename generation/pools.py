@@ -65,6 +65,20 @@ class Pool:
     # (ring_degree, ulysses_degree), their product the GPU count; empty: not split.
     gpus_per_worker: int = 1
     context_parallel: tuple[tuple[str, int], ...] = ()
+    # Autoscaling bounds (ops/scaling.py): the warm floor (0: the pool may scale to zero) and
+    # the ceiling of workers; the queue's estimated work should drain within drain_seconds.
+    min_workers: int = 0
+    max_workers: int = 1
+    drain_seconds: float = 300
+    # GPU-seconds per credit of work before the pool has finished any job to learn from
+    # (the reference job, 100 credits, takes about 100 s on an H100).
+    seconds_per_credit: float = 1.0
+
+    def __post_init__(self):
+        if not 0 <= self.min_workers <= self.max_workers:
+            raise ValueError(f"Pool {self.name!r}: need 0 <= min_workers <= max_workers.")
+        if self.drain_seconds <= 0 or self.seconds_per_credit <= 0:
+            raise ValueError(f"Pool {self.name!r}: drain_seconds and seconds_per_credit must be positive.")
 
     def takes(self, model_name: str, *, width: int, height: int, num_frames: int) -> bool:
         return (

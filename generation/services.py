@@ -7,8 +7,8 @@ from decimal import Decimal
 
 from celery import current_app
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from billing import ledger, pricing, quotas
@@ -18,6 +18,7 @@ from core.outages import retrying_while_database_unavailable
 from . import catalog, content_policy, events, payloads, pools, webhooks
 from .models import Job
 from .params import JobParams
+from .selectors import teams_in_turn
 from .storage import job_file_store, job_files_delete, job_files_prune, referenced_names
 
 logger = logging.getLogger(__name__)
@@ -131,12 +132,7 @@ def _submission_admit(submission: Submission, *, team, user, api_key, webhook_ur
         )
         if cached is not None:
             return _job_reuse(cached, fields)
-        jobs = Job.objects.filter(team=team)
-        throttled = quotas.check_admission(
-            plan,
-            active=jobs.filter(state__in=Job.ACTIVE).count(),
-            waiting=jobs.filter(state=Job.State.THROTTLED).count,
-        )
+        throttled = quotas.check_admission(plan, **_team_queue_counts(team))
         state = Job.State.THROTTLED if throttled else Job.State.QUEUED
         job = Job.objects.create(
             **fields,
@@ -159,6 +155,17 @@ def _submission_admit(submission: Submission, *, team, user, api_key, webhook_ur
         if state == Job.State.QUEUED:
             transaction.on_commit(lambda: job_dispatch(job))
     return job
+
+
+def _team_queue_counts(team) -> dict:
+    """The team's jobs that take a slot (`active`), those of them not started (`queued`) and
+    those waiting for a slot (`throttled`), in one query."""
+    waiting = [*Job.ACTIVE, Job.State.THROTTLED]
+    return Job.objects.filter(team=team, state__in=waiting).aggregate(
+        active=Count("pk", filter=Q(state__in=Job.ACTIVE)),
+        queued=Count("pk", filter=Q(state=Job.State.QUEUED)),
+        throttled=Count("pk", filter=Q(state=Job.State.THROTTLED)),
+    )
 
 
 def _cached_result(team, request_key: str) -> Job | None:
@@ -284,19 +291,57 @@ def job_start(job_id, *, worker: str) -> Job:
 
 
 def job_claim_next(pool: str, *, worker: str) -> Job | None:
-    """Claim the pool's next queued job for `worker`: the smallest dispatch key, skipping
-    rows another worker is claiming this instant."""
+    """Claim the pool's next queued job for `worker`.
+
+    Between priority tiers the dispatch key decides, as it always has: the pool's smallest
+    key says which tier (plan priority) has the next turn. Within that tier teams take
+    turns, round robin: the team whose last job in this pool started longest ago (or
+    never) goes first, with its own smallest key. Fairness only reorders jobs inside a
+    tier, so no job of another tier waits longer for it. A team that queued 200 jobs
+    delays another team's first job by at most the claims already under way: about one
+    job per worker of the pool. A job handed back by a lost worker goes first: it had its
+    turn already.
+
+    Claims of one pool take turns (a PostgreSQL advisory lock held to commit: each claim
+    sees whom the one before it served); SKIP LOCKED passes over a job being cancelled.
+    bench/fleet.py replays a day of traffic through this same function."""
     with transaction.atomic():
-        job_id = (
-            Job.objects.select_for_update(skip_locked=True)
-            .filter(pool=pool, state=Job.State.QUEUED)
-            .order_by(F("dispatch_key").asc(nulls_last=True), "created_at")
-            .values_list("pk", flat=True)
+        _claims_serialised(pool)
+        queued = Job.objects.filter(pool=pool, state=Job.State.QUEUED)
+        tier = (
+            queued.order_by(F("dispatch_key").asc(nulls_last=True), "created_at")
+            .values_list("priority", flat=True)
             .first()
         )
-        if job_id is None:
+        if tier is None:
             return None
-        return job_start(job_id, worker=worker)
+        for candidates in _in_turn(queued.filter(priority=tier), pool):
+            job_id = (
+                candidates.select_for_update(skip_locked=True)
+                .order_by(F("dispatch_key").asc(nulls_last=True), "created_at")
+                .values_list("pk", flat=True)
+                .first()
+            )
+            if job_id is not None:
+                return job_start(job_id, worker=worker)
+        return None
+
+
+def _claims_serialised(pool: str) -> None:
+    # A claim takes milliseconds and a job seconds to minutes, so one claim at a time per
+    # pool costs nothing. SQLite (make run) serialises writers by itself.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"framecast.claim:{pool}"])
+
+
+def _in_turn(in_tier, pool: str):
+    """The tier's queued jobs as groups, in the order their turn comes: first jobs handed
+    back by a lost or interrupted worker (they had their turn: a retry keeps its place),
+    then each team's jobs, in the order of `selectors.teams_in_turn`."""
+    yield in_tier.filter(attempts__gt=0)
+    for team_id in teams_in_turn(in_tier, pool):
+        yield in_tier.filter(team_id=team_id)
 
 
 def owned_by(job: Job) -> dict:

@@ -1,7 +1,8 @@
 """Prometheus metrics at /metrics: request latency (this process), and read from the
 database at scrape time (the same for every web replica, so scrape one or take max()):
 jobs by state and pool, queue depth and the oldest queued job per pool, GPU-seconds and
-cost, and each worker's last heartbeat.
+cost, each worker's last heartbeat, and each pool's scaling signals and desired worker
+count (framecast_pool_*, ops/scaling.py).
 
 Who may read them: with FRAMECAST_METRICS_TOKEN set, a scraper that sends
 `Authorization: Bearer <token>`; without it, only clients on this machine (loopback).
@@ -148,6 +149,39 @@ class JobsCollector:
             hits.add_metric(key, worker.embedding_cache_hits)
             misses.add_metric(key, worker.embedding_cache_misses)
         yield from (seen, up, busy, done, memory, hits, misses)
+        yield from _pool_scaling_gauges(all_pools())
+
+
+# The scaling signals of each pool (ops/scaling.py), for KEDA or any autoscaler that reads a
+# metric: name, help, and the PoolSignals field it shows.
+POOL_GAUGES = (
+    ("framecast_pool_queued_jobs", "Jobs queued in the pool, waiting for a worker.", "queued"),
+    ("framecast_pool_throttled_jobs", "Jobs of the pool waiting for a slot of their team's plan.", "throttled"),
+    ("framecast_pool_running_jobs", "Jobs a worker of the pool is running (denoising).", "running"),
+    ("framecast_pool_warm_workers", "Workers of the pool reporting, model loaded or loading done.", "warm_workers"),
+    ("framecast_pool_busy_workers", "Workers of the pool running a job.", "busy_workers"),
+    ("framecast_pool_oldest_queued_seconds", "How long the pool's oldest queued job has waited.", "oldest_queued_seconds"),
+    ("framecast_pool_backlog_gpu_seconds", "Estimated GPU-seconds of the pool's queued jobs (recent durations per model).",
+     "backlog_gpu_seconds"),
+)
+
+
+def _pool_scaling_gauges(pools):
+    from .scaling import desired_workers, pool_signals
+
+    families = {name: GaugeMetricFamily(name, text, labels=["pool"]) for name, text, _ in POOL_GAUGES}
+    desired = GaugeMetricFamily(
+        "framecast_pool_desired_workers",
+        "Workers the pool should have now, within min_workers..max_workers (GET /ops/scaling/<pool> explains).",
+        labels=["pool"],
+    )
+    for pool in pools:
+        signals = pool_signals(pool)
+        for name, _, field in POOL_GAUGES:
+            families[name].add_metric([pool.name], getattr(signals, field))
+        desired.add_metric([pool.name], desired_workers(signals, pool))
+    yield from families.values()
+    yield desired
 
 
 REGISTRY.register(JobsCollector())

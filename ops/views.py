@@ -3,20 +3,23 @@ and ops.exports, and the moderation queue over safety.moderation. Anyone but an 
 staff user in the browser gets 404, as if the pages did not exist
 (accounts.permissions.staff_required)."""
 
+import hmac
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import messages
-from django.http import StreamingHttpResponse
+from django.http import JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Team
 from accounts.permissions import staff_required
+from generation import pools
 from safety import moderation, suspensions
 from safety.models import ModerationDecision
 
-from . import charts, exports, metrics, selectors, services
+from . import charts, exports, metrics, scaling, selectors, services
 from .forms import CreditAdjustForm, ModerationDecisionForm, ModerationSuspensionForm, SuspensionForm
 from .models import AuditEntry, StorageSweep
 
@@ -196,3 +199,22 @@ def moderation_suspension(request):
     else:
         messages.success(request, f"{team.name} can generate videos again." if restore else f"{team.name}'s video generation is suspended.")
     return redirect("ops:moderation")
+
+
+@require_GET
+def pool_scaling(request, pool):
+    """GET /ops/scaling/<pool>: the pool's desired worker count and its signals, for an
+    autoscaler (KEDA's metrics-api scaler reads `desired_workers`). Bearer
+    FRAMECAST_SCALING_TOKEN; refused while that is unset."""
+    token = settings.FRAMECAST_SCALING_TOKEN
+    if not token:
+        return JsonResponse({"error": "Scaling signals are off: set FRAMECAST_SCALING_TOKEN."}, status=403)
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        response = JsonResponse({"error": "Send Authorization: Bearer <FRAMECAST_SCALING_TOKEN>."}, status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="framecast-scaling"'
+        return response
+    found = pools.get_pool(pool)
+    if found is None:
+        return JsonResponse({"error": f"No pool named {pool!r} in the pools file."}, status=404)
+    return JsonResponse(scaling.pool_scaling(found))
