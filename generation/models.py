@@ -106,6 +106,11 @@ class Job(models.Model):
     encoding_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # Attempts that a worker's shutdown (a deploy, a spot reclaim, a scale-in) handed back to
+    # the queue at a step boundary: they do not count against FRAMECAST_MAX_ATTEMPTS, and
+    # their GPU time is ours, never the customer's (kept here for operators).
+    preemptions = models.PositiveIntegerField(default=0)
+    preempted_gpu_seconds = models.FloatField(default=0)
     worker = models.CharField(max_length=200, blank=True, default="")
     # Shown to the user (never a traceback) / kept for operators.
     error_message = models.CharField(max_length=500, blank=True, default="")
@@ -125,6 +130,9 @@ class Job(models.Model):
     # Set when staff take the video down after a report (generation.sharing.job_take_down):
     # it may then never be shared again. The video stays in the team's gallery.
     taken_down_at = models.DateTimeField(null=True, blank=True)
+    # Seconds from the claim to the first denoising step (model load, conditioning): a
+    # warm worker's is near zero; a cold start's is what the user waited through.
+    load_seconds = models.FloatField(null=True, blank=True)
     inference_seconds = models.FloatField(null=True, blank=True)
     encode_seconds = models.FloatField(null=True, blank=True)
     # What the job cost us: seconds it waited, seconds it held a GPU (claim to end, this

@@ -28,7 +28,7 @@ from generation.models import Job
 from generation.params import JobParams
 from safety import provenance
 
-from . import encode, heartbeat, pipeline, preview
+from . import encode, heartbeat, pipeline, preview, shutdown
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +93,27 @@ def drain_background_finisher() -> None:
         _finisher.drain()
 
 
+def run_queue(pool: str, *, worker: str, finisher: Finisher | None = None, seconds: float | None = None) -> int:
+    """Run the pool's queued jobs one after another, each claimed as the previous one is
+    handed to the finisher, until the queue is empty, the worker is told to stop, or
+    `seconds` (FRAMECAST_CLAIM_LOOP_SECONDS) have passed; returns how many ran.
+
+    One wake-up message thus starts a worker on the whole backlog: when the broker loses
+    its messages (a Redis restart without persistence), the reaper's first wake-up per
+    worker puts the pool back at full speed, and jobs no longer wait on the broker between
+    them. Each claim still takes the pool's best job (job_claim_next), so priorities hold;
+    a wake-up left over finds the queue empty and costs one query."""
+    seconds = settings.FRAMECAST_CLAIM_LOOP_SECONDS if seconds is None else seconds
+    started, done = time.monotonic(), 0
+    while not shutdown.requested():
+        if run_next(pool, worker=worker, finisher=finisher) is None:
+            break
+        done += 1
+        if time.monotonic() - started >= seconds:
+            break
+    return done
+
+
 def run_next(pool: str, *, worker: str, finisher: Finisher | None = None) -> Job | None:
     """Claim and run the pool's next queued job; None if the queue was empty. While the
     database is away the claim is retried (FRAMECAST_DB_RETRY_SECONDS), then its error is
@@ -110,9 +131,7 @@ def run_next(pool: str, *, worker: str, finisher: Finisher | None = None) -> Job
 
 def _waiting_for_the_database(error: Exception) -> None:
     heartbeat.trouble("the database is unreachable")  # not healthy meanwhile
-    from celery.worker import state
-
-    if state.should_stop or state.should_terminate:
+    if shutdown.requested():
         raise error  # shutting down: hand the wake-up back now rather than wait
 
 
@@ -145,6 +164,13 @@ def _ending_the_job_on_error(job: Job) -> Iterator[None]:
     """Whatever goes wrong, the job ends: it never stays running or encoding."""
     try:
         yield
+    except Preempted as stop:
+        logger.warning(
+            "Job %s handed back to the queue: the worker is shutting down (stopped after step %d of %d, "
+            "%.1f GPU-seconds discarded)", job.id, stop.steps_done, stop.steps_total, stop.gpu_seconds,
+        )
+        wasted = stop.gpu_seconds
+        _settle(job, lambda: services.job_requeue_preempted(job.id, expect=services.owned_by(job), gpu_seconds=wasted))
     except pipeline.GenerationCancelled as stop:
         logger.info("Job %s cancelled: stopped after step %d of %d", job.id, stop.steps_done, stop.steps_total)
     except services.InvalidTransition:
@@ -185,6 +211,7 @@ def _while_the_database_is_away(action, *, what: str):
 
 def _denoise(job: Job):
     """Runs the diffusion; returns (the job now encoding, its uint8 frames)."""
+    claimed = time.monotonic()
     spec = catalog.get_model(job.model_name)
     if spec is None:
         raise ModelUnavailable(f"Model {job.model_name!r} is not configured on this worker.")
@@ -199,10 +226,22 @@ def _denoise(job: Job):
     limiter = preview.PreviewLimiter(min_interval=settings.FRAMECAST_PREVIEW_MIN_SECONDS)
 
     started = time.monotonic()
+    progress = {"step": 0, "left": None}  # the last step done, and the seconds still to go
 
     def on_step(i: int, n: int) -> None:
         elapsed = time.monotonic() - started
-        services.job_report_step(job, step=i, eta_seconds=elapsed / i * (n - i))
+        progress["step"], progress["left"] = i, elapsed / i * (n - i)
+        services.job_report_step(job, step=i, eta_seconds=progress["left"])
+
+    def should_stop() -> bool:
+        # One indexed read per step: steps of real models take seconds.
+        if services.job_is_cancelled(job.id):
+            return True
+        # Shutting down: go on only if the rest of the steps and the clip's finishing (as
+        # long as this worker's last one took) end within the grace.
+        if shutdown.requested() and not shutdown.finishes_in_time(progress["left"] + _last_finish_seconds[0]):
+            raise Preempted(progress["step"], job.steps, gpu_seconds=time.monotonic() - claimed)
+        return False
 
     def on_latents(i: int, n: int, latents) -> None:
         if i == n or not limiter.due():
@@ -219,16 +258,15 @@ def _denoise(job: Job):
         on_latents=on_latents,
         step_cache_threshold=FAST_MODE_CACHE_THRESHOLD if job.speed == Job.Speed.FAST else None,
         max_sequence_length=spec.max_sequence_length,
-        # One indexed read per step: steps of real models take seconds.
-        should_stop=lambda: services.job_is_cancelled(job.id),
+        should_stop=should_stop,
         **conditioning,
     )
     inference_seconds = time.monotonic() - started
     logger.info(
-        "Job %s denoised in %.2f s; previews took %.1f%% of it",
-        job.id, inference_seconds, 100 * limiter.spent / max(inference_seconds, 1e-9),
+        "Job %s loaded in %.2f s, denoised in %.2f s; previews took %.1f%% of it",
+        job.id, started - claimed, inference_seconds, 100 * limiter.spent / max(inference_seconds, 1e-9),
     )
-    return services.job_start_encoding(job, inference_seconds=inference_seconds), frames
+    return services.job_start_encoding(job, inference_seconds=inference_seconds, load_seconds=started - claimed), frames
 
 
 def _conditioning(job: Job, spec) -> dict:
@@ -251,6 +289,11 @@ def _conditioning(job: Job, spec) -> dict:
     return {}
 
 
+# How long this process's last clip took from the end of denoising to stored: what a job
+# still needs after its last step, when a shutdown asks whether it will end in time.
+_last_finish_seconds = [0.0]
+
+
 def _finish(job: Job, frames) -> None:
     """Encode the MP4, its poster and sprite sheet, store them, and end the job."""
     encode_started = time.monotonic()
@@ -265,7 +308,18 @@ def _finish(job: Job, frames) -> None:
         job, video=video, poster=poster, spritesheet=spritesheet, encode_seconds=time.monotonic() - encode_started,
         retry_seconds=settings.FRAMECAST_DB_RETRY_SECONDS,
     )
+    _last_finish_seconds[0] = time.monotonic() - encode_started
     heartbeat.trouble(None)
+
+
+class Preempted(pipeline.GenerationCancelled):
+    """The worker is shutting down and the job would not end within the grace: it stopped
+    at a step boundary, to go back to the queue (raised from should_stop, which
+    generate_frames calls after each step)."""
+
+    def __init__(self, steps_done: int, steps_total: int, *, gpu_seconds: float) -> None:
+        super().__init__(steps_done, steps_total)
+        self.gpu_seconds = gpu_seconds
 
 
 class ModelUnavailable(Exception):
