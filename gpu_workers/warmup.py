@@ -1,6 +1,6 @@
 """A worker's warm-up, before it reports itself ready: load its pools' models and run one
 small generation through each, then the finishing steps (display upscaling, watermark,
-encode, C2PA, poster, sprite sheet) on its frames. Without it the first job of a process
+encode, C2PA, poster, sprite sheet) on its frames, and one progress event. Without it the first job of a process
 paid for the torch import, the model load and every library's first call (measured: 6.0 s
 for the first job's task against 0.9 s for the next one, 17 s on a loaded machine).
 
@@ -10,6 +10,7 @@ weights)."""
 
 import logging
 import time
+import uuid
 
 from django.conf import settings
 from django.utils import timezone
@@ -39,6 +40,11 @@ def warm_up(pool_names: list[str]) -> dict[str, float]:
     from . import pipeline  # torch and diffusers: the first cost of a fresh process
 
     took = {"import": time.monotonic() - began}
+    # A job's steps publish progress events: the channel layer's first connection and its
+    # event loop thread are made here, to a group no one watches.
+    from generation import events
+
+    events.publish(uuid.uuid4(), {"type": "warm-up"})
     for spec in models_to_warm(pool_names):
         if shutdown.requested():
             break  # told to stop while warming: no job will come
