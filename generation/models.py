@@ -34,7 +34,8 @@ class Job(models.Model):
     TRANSITIONS: dict[str, frozenset[str]] = {
         State.THROTTLED: frozenset({State.QUEUED, State.FAILED, State.CANCELLED}),
         State.QUEUED: frozenset({State.RUNNING, State.FAILED, State.CANCELLED}),
-        # Back to QUEUED: the worker was lost and the job is retried (gpu_workers reaper).
+        # Back to QUEUED: the worker was lost and the job is retried (gpu_workers reaper), or
+        # its worker is shutting down and handed it back (services.job_requeue_preempted).
         State.RUNNING: frozenset({State.ENCODING, State.QUEUED, State.FAILED, State.CANCELLED}),
         State.ENCODING: frozenset({State.SUCCEEDED, State.QUEUED, State.FAILED, State.CANCELLED}),
         State.SUCCEEDED: frozenset(),
