@@ -297,19 +297,47 @@ _last_finish_seconds = [0.0]
 def _finish(job: Job, frames) -> None:
     """Encode the MP4, its poster and sprite sheet, store them, and end the job."""
     encode_started = time.monotonic()
-    shown = encode.upscale_for_display(frames)  # small outputs: k×k pixel blocks, at least 128 px
+    stages = _Stages()
+    with stages("display"):
+        shown = encode.upscale_for_display(frames)  # small outputs: k×k pixel blocks, at least 128 px
     # Invisible watermark, poster included; its identifier is recorded (once per job) first.
-    frames = _while_the_database_is_away(lambda: provenance.mark_job_frames(job, shown), what=f"marking job {job.id}")
-    video = encode.encode_mp4(frames, fps=job.fps)
-    video = provenance.sign_job_video(job, video)  # C2PA credentials, where configured
-    poster = encode.poster_jpeg(frames)
-    spritesheet = encode.spritesheet_jpeg(frames)
-    services.job_succeed(
-        job, video=video, poster=poster, spritesheet=spritesheet, encode_seconds=time.monotonic() - encode_started,
-        retry_seconds=settings.FRAMECAST_DB_RETRY_SECONDS,
-    )
+    with stages("watermark"):
+        frames = _while_the_database_is_away(lambda: provenance.mark_job_frames(job, shown), what=f"marking job {job.id}")
+    with stages("encode"):
+        video = encode.encode_mp4(frames, fps=job.fps)
+    with stages("c2pa"):
+        video = provenance.sign_job_video(job, video)  # C2PA credentials, where configured
+    with stages("poster"):
+        poster = encode.poster_jpeg(frames)
+    with stages("spritesheet"):
+        spritesheet = encode.spritesheet_jpeg(frames)
+    with stages("store"):  # the files, then the job's end (credits, cost, webhook) in one transaction
+        services.job_succeed(
+            job, video=video, poster=poster, spritesheet=spritesheet, encode_seconds=time.monotonic() - encode_started,
+            retry_seconds=settings.FRAMECAST_DB_RETRY_SECONDS,
+        )
     _last_finish_seconds[0] = time.monotonic() - encode_started
+    # One line per job with the time of each finishing step (bench/overhead.py reads it).
+    logger.info("Job %s finished in %.1f ms (%s)", job.id, 1000 * _last_finish_seconds[0], stages)
     heartbeat.trouble(None)
+
+
+class _Stages:
+    """Milliseconds spent in named steps: `with stages("encode"): ...`."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[name] = 1000 * (time.perf_counter() - began)
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name} {ms:.1f} ms" for name, ms in self.ms.items())
 
 
 class Preempted(pipeline.GenerationCancelled):
