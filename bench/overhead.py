@@ -37,7 +37,8 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-JOB = {"prompt": "a red kite over a green hill", "width": 64, "height": 64, "num_frames": 9, "fps": 8, "steps": 8,
+# The model (a) runs, named: the default model is framecast-toy.
+JOB = {"model": "framecast-tiny", "prompt": "a red kite over a green hill", "width": 64, "height": 64, "num_frames": 9, "fps": 8, "steps": 8,
        "guidance": 5.0, "seed": 7}
 
 
@@ -157,10 +158,18 @@ def platform(runs: int, data_dir: Path, env: dict, stack: str) -> tuple[list[dic
             hit = one(1000)  # the first run's request again: its video is reused
             hits.append(hit["received"] - hit["started"])
         return jobs, hits
+    except BaseException:
+        for log in sorted(data_dir.glob("*.log")):
+            print(f"--- {log.name} ---\n{log.read_text()[-3000:]}", file=sys.stderr)
+        raise
     finally:
         for process in reversed(processes):
             process.terminate()
-            process.wait(30)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def wait_for_ready_worker(env: dict) -> None:
