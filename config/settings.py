@@ -303,6 +303,18 @@ FRAMECAST_MAX_ATTEMPTS = env_int("FRAMECAST_MAX_ATTEMPTS", 3)
 # While the database is away a worker retries its claim, the store of a finished clip and
 # the end of an interrupted job for this long (with backoff) before it gives up on them.
 FRAMECAST_DB_RETRY_SECONDS = env_int("FRAMECAST_DB_RETRY_SECONDS", 60)
+# On SIGTERM a worker takes no new job and lets the one in hand finish if it will be
+# stored within this many seconds; otherwise it stops at a step boundary and the job goes
+# back to the queue in its place (gpu_workers/shutdown.py). Keep it under the pod's
+# terminationGracePeriodSeconds minus one denoising step.
+FRAMECAST_SHUTDOWN_GRACE_SECONDS = float(os.environ.get("FRAMECAST_SHUTDOWN_GRACE_SECONDS", "20"))
+# A worker that finished a job claims the pool's next queued one at once, without waiting
+# for a wake-up message (messages lost with a Redis restart then cost nothing), for up to
+# this many seconds per message before it returns to the broker (its other queues get a turn).
+FRAMECAST_CLAIM_LOOP_SECONDS = float(os.environ.get("FRAMECAST_CLAIM_LOOP_SECONDS", "60"))
+# Whether a pool has a warm worker (the studio says "starting a GPU" when none is): a
+# function of the pool's name, in gpu_workers, which generation sits below.
+FRAMECAST_POOL_READINESS = "gpu_workers.selectors.pool_has_ready_worker"
 # This site's address, for links in webhooks and mails sent outside a request.
 FRAMECAST_PUBLIC_URL = os.environ.get("FRAMECAST_PUBLIC_URL", "http://127.0.0.1:8000")
 # Live previews: at most one per this many seconds (and under 2% of denoising time).

@@ -37,7 +37,8 @@ class Job(models.Model):
     TRANSITIONS: dict[str, frozenset[str]] = {
         State.THROTTLED: frozenset({State.QUEUED, State.FAILED, State.CANCELLED}),
         State.QUEUED: frozenset({State.RUNNING, State.FAILED, State.CANCELLED}),
-        # Back to QUEUED: the worker was lost and the job is retried (gpu_workers reaper).
+        # Back to QUEUED: the worker was lost and the job is retried (gpu_workers reaper), or
+        # its worker is shutting down and handed it back (services.job_requeue_preempted).
         State.RUNNING: frozenset({State.ENCODING, State.QUEUED, State.FAILED, State.CANCELLED}),
         State.ENCODING: frozenset({State.SUCCEEDED, State.QUEUED, State.FAILED, State.CANCELLED}),
         State.SUCCEEDED: frozenset(),
@@ -112,6 +113,11 @@ class Job(models.Model):
     encoding_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # Attempts that a worker's shutdown (a deploy, a spot reclaim, a scale-in) handed back to
+    # the queue at a step boundary: they do not count against FRAMECAST_MAX_ATTEMPTS, and
+    # their GPU time is ours, never the customer's (kept here for operators).
+    preemptions = models.PositiveIntegerField(default=0)
+    preempted_gpu_seconds = models.FloatField(default=0)
     worker = models.CharField(max_length=200, blank=True, default="")
     # The job's id at the pool's inference engine (pools of engine openai_videos), while this
     # attempt's call is out: a retry deletes it there (an orphan) before submitting anew.
@@ -134,6 +140,9 @@ class Job(models.Model):
     # Set when staff take the video down after a report (generation.sharing.job_take_down):
     # it may then never be shared again. The video stays in the team's gallery.
     taken_down_at = models.DateTimeField(null=True, blank=True)
+    # Seconds from the claim to the first denoising step (model load, conditioning): a
+    # warm worker's is near zero; a cold start's is what the user waited through.
+    load_seconds = models.FloatField(null=True, blank=True)
     inference_seconds = models.FloatField(null=True, blank=True)
     encode_seconds = models.FloatField(null=True, blank=True)
     # What the job cost us: seconds it waited, seconds it held a GPU (claim to end, this

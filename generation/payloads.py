@@ -6,13 +6,15 @@ consumer all build from here, so a field means the same everywhere. The webhook 
 is versioned (`WEBHOOK_PAYLOAD_VERSION`, recorded on every delivery): customers parse it in
 code we do not see, so a change to its fields is a new version, never a silent rename.
 
-Reads no more than the job row, except the queue position of a job that is still queued
-(one COUNT, generation.selectors): ending jobs and their webhooks never pay for it.
+Reads no more than the job row, except for a job that is still queued: its queue position
+(one COUNT, generation.selectors) and, in the live status, whether its pool has a warm
+worker (one query, generation.readiness). Ending jobs and their webhooks never pay for them.
 """
 
 from django.conf import settings
 from django.urls import reverse
 
+from . import readiness
 from .models import Job
 from .selectors import job_eta_seconds, job_queue_position
 
@@ -85,6 +87,9 @@ def live_status(job: Job) -> dict:
         "steps": job.steps,
         "eta_seconds": job_eta_seconds(job),
         "queue_position": job_queue_position(job),
+        # Queued with no warm worker in its pool: a GPU is starting (a cold start, minutes
+        # on real models), not a silent queue.
+        "starting_gpu": job.state == Job.State.QUEUED and not readiness.pool_has_ready_worker(job.pool),
     }
 
 

@@ -368,8 +368,10 @@ def job_report_preview(job: Job, *, step: int, image: str) -> None:
     events.publish(job.id, {"type": "preview", "i": step, "image": image})
 
 
-def job_start_encoding(job: Job, *, inference_seconds: float) -> Job:
-    job = job_transition(job.pk, Job.State.ENCODING, expect=owned_by(job), inference_seconds=inference_seconds)
+def job_start_encoding(job: Job, *, inference_seconds: float, load_seconds: float | None = None) -> Job:
+    job = job_transition(
+        job.pk, Job.State.ENCODING, expect=owned_by(job), inference_seconds=inference_seconds, load_seconds=load_seconds
+    )
     events.publish(job.id, {"type": "encoding"})
     return job
 
@@ -426,12 +428,13 @@ def job_fail(job_id, *, reason: str, detail: str = "", expect: dict | None = Non
 
 def job_requeue_or_fail(job_id, *, reason: str, expect: dict | None = None) -> Job | None:
     """A job whose worker was lost: back to the queue for another attempt, or failed (its
-    credits released) once it has had FRAMECAST_MAX_ATTEMPTS. It keeps its place in the
-    queue (its dispatch key) rather than going behind every job that arrived since."""
+    credits released) once it has had FRAMECAST_MAX_ATTEMPTS (preempted attempts not
+    counted). It keeps its place in the queue (its dispatch key) rather than going behind
+    every job that arrived since."""
     job = Job.objects.filter(pk=job_id, **(expect or {})).first()
     if job is None or job.state not in (Job.State.RUNNING, Job.State.ENCODING):
         return None
-    if job.attempts >= settings.FRAMECAST_MAX_ATTEMPTS:
+    if job.attempts - job.preemptions >= settings.FRAMECAST_MAX_ATTEMPTS:
         return job_fail(
             job.pk,
             reason=f"The video could not be generated: {reason} ({job.attempts} attempts). No credits were used.",
@@ -441,6 +444,26 @@ def job_requeue_or_fail(job_id, *, reason: str, expect: dict | None = None) -> J
         try:
             job = job_transition(
                 job.pk, Job.State.QUEUED, expect=owned_by(job), worker="", progress_step=0, queued_at=timezone.now()
+            )
+        except InvalidTransition:
+            return None
+        transaction.on_commit(lambda: job_dispatch(job))
+    return job
+
+
+def job_requeue_preempted(job_id, *, expect: dict, gpu_seconds: float) -> Job | None:
+    """A running job whose worker is shutting down (gpu_workers.shutdown) and stopped it at
+    a step boundary: back to the queue, never failed for it. Its attempt stays recorded and
+    is counted as a preemption (not against FRAMECAST_MAX_ATTEMPTS); its dispatch key (its
+    place in the queue) and its credit hold are kept as they are; the GPU time it wasted is
+    added to `preempted_gpu_seconds`, ours, not the customer's: the final attempt's
+    gpu_seconds and the price held are what the job is charged. None if the job is no longer
+    this attempt's (cancelled meanwhile, or presumed lost and requeued)."""
+    with transaction.atomic():
+        try:
+            job = job_transition(
+                job_id, Job.State.QUEUED, expect=expect, worker="", progress_step=0, queued_at=timezone.now(),
+                preemptions=F("preemptions") + 1, preempted_gpu_seconds=F("preempted_gpu_seconds") + gpu_seconds,
             )
         except InvalidTransition:
             return None

@@ -1,6 +1,7 @@
 """Each worker process reports itself every FRAMECAST_HEARTBEAT_SECONDS: host, pool,
-device, memory in use, the job it denoises and the one its finisher stores, and jobs done
-(WorkerHeartbeat rows). The reaper treats a worker silent for
+device, memory in use, the job it denoises and the one its finisher stores, jobs done, and
+its phase: `warming` (loading its models, running its warm-up generation: it takes no job
+yet), `ready`, or `stopping` (told to shut down) (WorkerHeartbeat rows). The reaper treats a worker silent for
 FRAMECAST_HEARTBEAT_STALE_SECONDS as lost, and a job that a live worker's beats no longer
 name as abandoned. A worker in trouble (it cannot reach the database for its work) stops
 beating until it can work again: it must not look healthy meanwhile."""
@@ -24,7 +25,9 @@ class _State:
     finishing_job_id = None
     trouble = None  # why this worker cannot work right now; None when it can
     jobs_done = 0
+    phase = "ready"
     stop = threading.Event()
+    beat_now = threading.Event()  # a change worth reporting at once (not from a signal handler)
     thread: threading.Thread | None = None
 
 
@@ -49,6 +52,12 @@ def _device_and_memory() -> tuple[str, float]:
     return "cpu", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def current_phase() -> str:
+    from . import shutdown
+
+    return "stopping" if shutdown.requested() else state.phase
+
+
 def beat() -> None:
     from .models import WorkerHeartbeat
 
@@ -62,6 +71,7 @@ def beat() -> None:
             "current_job_id": state.current_job_id,
             "finishing_job_id": state.finishing_job_id,
             "jobs_done": state.jobs_done,
+            "phase": current_phase(),
             "started_at": state.started_at,
             "last_seen_at": timezone.now(),
         },
@@ -80,19 +90,30 @@ def _loop() -> None:
             logger.warning("Heartbeat failed", exc_info=True)
         finally:
             close_old_connections()  # no connection idles between beats (unless CONN_MAX_AGE says so)
-        state.stop.wait(settings.FRAMECAST_HEARTBEAT_SECONDS)
+        state.beat_now.wait(settings.FRAMECAST_HEARTBEAT_SECONDS)
+        state.beat_now.clear()
 
 
-def start(*, hostname: str, queues: list[str]) -> None:
+def start(*, hostname: str, queues: list[str], phase: str = "ready") -> None:
+    """Beat from now on, as `phase` (a worker that warms up starts as "warming" and calls
+    ready() once its warm-up generation is done)."""
     state.hostname, state.pool = hostname, _pool_from_queues(queues)
     state.started_at = timezone.now()
+    state.phase = phase
     state.stop.clear()
     state.thread = threading.Thread(target=_loop, name="framecast-heartbeat", daemon=True)
     state.thread.start()
 
 
+def ready() -> None:
+    """The warm-up is done: report `ready` now rather than at the next beat."""
+    state.phase = "ready"
+    state.beat_now.set()
+
+
 def stop() -> None:
     state.stop.set()
+    state.beat_now.set()
     if state.thread is not None and state.thread is not threading.current_thread():
         state.thread.join(timeout=5)  # a beat under way ends before the worker does
 

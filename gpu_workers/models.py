@@ -5,6 +5,13 @@ class WorkerHeartbeat(models.Model):
     """What each worker process last reported: the data behind the pool-status view, and
     how the reaper knows a worker is gone."""
 
+    class Phase(models.TextChoices):
+        # Loading its pool's models and running its warm-up generation: takes no job yet.
+        WARMING = "warming", "Warming up"
+        READY = "ready", "Ready"
+        # Told to stop (SIGTERM): takes no new job, finishes or hands back the one in hand.
+        STOPPING = "stopping", "Stopping"
+
     hostname = models.CharField(max_length=200, unique=True)
     pool = models.CharField(max_length=50, db_index=True)
     device = models.CharField(max_length=200)
@@ -13,6 +20,7 @@ class WorkerHeartbeat(models.Model):
     # The job its background finisher is encoding and storing (the previous one, usually).
     finishing_job_id = models.UUIDField(null=True, blank=True)
     jobs_done = models.PositiveIntegerField(default=0)
+    phase = models.CharField(max_length=10, choices=Phase.choices, default=Phase.READY)
     # Prompt-embedding cache lookups since the worker process started (gpu_workers.embeddings).
     embedding_cache_hits = models.PositiveBigIntegerField(default=0)
     embedding_cache_misses = models.PositiveBigIntegerField(default=0)

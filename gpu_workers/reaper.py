@@ -60,7 +60,9 @@ def wake_idle_pools() -> dict[str, int]:
     """Each pool gets as many wake-up messages as it has queued jobs beyond the messages
     waiting in its broker queue: wake-ups lost to a broker restart, or taken by a worker
     that could not claim, are replaced, while a busy pool's own backlog is left alone.
-    A surplus wake-up finds nothing and costs one query."""
+    A surplus wake-up finds nothing and costs one query. (A woken worker also claims queued
+    job after queued job by itself, runner.run_queue: after a Redis restart without
+    persistence the first of these wake-ups per worker restores the full drain.)"""
     queued = dict(
         Job.objects.filter(state=Job.State.QUEUED).values("pool").annotate(n=Count("pk")).values_list("pool", "n")
     )

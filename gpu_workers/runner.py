@@ -28,7 +28,7 @@ from generation.models import Job
 from generation.params import JobParams
 from safety import provenance
 
-from . import adapters, embeddings, encode, engines, heartbeat, multigpu, pipeline, preview
+from . import adapters, embeddings, encode, engines, heartbeat, multigpu, pipeline, preview, shutdown
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +93,27 @@ def drain_background_finisher() -> None:
         _finisher.drain()
 
 
+def run_queue(pool: str, *, worker: str, finisher: Finisher | None = None, seconds: float | None = None) -> int:
+    """Run the pool's queued jobs one after another, each claimed as the previous one is
+    handed to the finisher, until the queue is empty, the worker is told to stop, or
+    `seconds` (FRAMECAST_CLAIM_LOOP_SECONDS) have passed; returns how many ran.
+
+    One wake-up message thus starts a worker on the whole backlog: when the broker loses
+    its messages (a Redis restart without persistence), the reaper's first wake-up per
+    worker puts the pool back at full speed, and jobs no longer wait on the broker between
+    them. Each claim still takes the pool's best job (job_claim_next), so priorities hold;
+    a wake-up left over finds the queue empty and costs one query."""
+    seconds = settings.FRAMECAST_CLAIM_LOOP_SECONDS if seconds is None else seconds
+    started, done = time.monotonic(), 0
+    while not shutdown.requested():
+        if run_next(pool, worker=worker, finisher=finisher) is None:
+            break
+        done += 1
+        if time.monotonic() - started >= seconds:
+            break
+    return done
+
+
 def run_next(pool: str, *, worker: str, finisher: Finisher | None = None) -> Job | None:
     """Claim and run the pool's next queued job; None if the queue was empty. While the
     database is away the claim is retried (FRAMECAST_DB_RETRY_SECONDS), then its error is
@@ -110,9 +131,7 @@ def run_next(pool: str, *, worker: str, finisher: Finisher | None = None) -> Job
 
 def _waiting_for_the_database(error: Exception) -> None:
     heartbeat.trouble("the database is unreachable")  # not healthy meanwhile
-    from celery.worker import state
-
-    if state.should_stop or state.should_terminate:
+    if shutdown.requested():
         raise error  # shutting down: hand the wake-up back now rather than wait
 
 
@@ -146,6 +165,13 @@ def _ending_the_job_on_error(job: Job) -> Iterator[None]:
     """Whatever goes wrong, the job ends: it never stays running or encoding."""
     try:
         yield
+    except Preempted as stop:
+        logger.warning(
+            "Job %s handed back to the queue: the worker is shutting down (stopped after step %d of %d, "
+            "%.1f GPU-seconds discarded)", job.id, stop.steps_done, stop.steps_total, stop.gpu_seconds,
+        )
+        wasted = stop.gpu_seconds
+        _settle(job, lambda: services.job_requeue_preempted(job.id, expect=services.owned_by(job), gpu_seconds=wasted))
     except pipeline.GenerationCancelled as stop:
         logger.info("Job %s cancelled: stopped after step %d of %d", job.id, stop.steps_done, stop.steps_total)
     except services.InvalidTransition:
@@ -191,6 +217,7 @@ def _while_the_database_is_away(action, *, what: str):
 
 def _denoise(job: Job):
     """Runs the diffusion; returns (the job now encoding, its uint8 frames)."""
+    claimed = time.monotonic()
     spec = catalog.get_model(job.model_name)
     if spec is None:
         raise ModelUnavailable(f"Model {job.model_name!r} is not configured on this worker.")
@@ -208,10 +235,22 @@ def _denoise(job: Job):
     cache_before = embeddings.counts()
 
     started = time.monotonic()
+    progress = {"step": 0, "left": None}  # the last step done, and the seconds still to go
 
     def on_step(i: int, n: int) -> None:
         elapsed = time.monotonic() - started
-        services.job_report_step(job, step=i, eta_seconds=elapsed / i * (n - i))
+        progress["step"], progress["left"] = i, elapsed / i * (n - i)
+        services.job_report_step(job, step=i, eta_seconds=progress["left"])
+
+    def should_stop() -> bool:
+        # One indexed read per step: steps of real models take seconds.
+        if services.job_is_cancelled(job.id):
+            return True
+        # Shutting down: go on only if the rest of the steps and the clip's finishing (as
+        # long as this worker's last one took) end within the grace.
+        if shutdown.requested() and not shutdown.finishes_in_time(progress["left"] + _last_finish_seconds[0]):
+            raise Preempted(progress["step"], job.steps, gpu_seconds=time.monotonic() - claimed)
+        return False
 
     def on_latents(i: int, n: int, latents) -> None:
         if i == n or not limiter.due():
@@ -229,8 +268,7 @@ def _denoise(job: Job):
         on_latents=on_latents,
         step_cache_threshold=FAST_MODE_CACHE_THRESHOLD if job.speed == Job.Speed.FAST else None,
         max_sequence_length=spec.max_sequence_length,
-        # One indexed read per step: steps of real models take seconds.
-        should_stop=lambda: services.job_is_cancelled(job.id),
+        should_stop=should_stop,
         adapters=job_adapters,
         # The turbo adapter runs with the scheduler's shift it was distilled with.
         flow_shift=spec.turbo.flow_shift if turbo else None,
@@ -240,15 +278,15 @@ def _denoise(job: Job):
     cache = embeddings.counts()
     rate = embeddings.hit_rate(cache)
     logger.info(
-        "Job %s denoised in %.2f s; previews took %.1f%% of it; prompt embeddings: %d of %d from the cache "
-        "(hit rate %s since the worker started); adapters: %s",
-        job.id, inference_seconds, 100 * limiter.spent / max(inference_seconds, 1e-9),
+        "Job %s loaded in %.2f s, denoised in %.2f s; previews took %.1f%% of it; prompt embeddings: %d of %d "
+        "from the cache (hit rate %s since the worker started); adapters: %s",
+        job.id, started - claimed, inference_seconds, 100 * limiter.spent / max(inference_seconds, 1e-9),
         cache["hits"] - cache_before["hits"],
         cache["hits"] + cache["misses"] - cache_before["hits"] - cache_before["misses"],
         "n/a" if rate is None else f"{100 * rate:.0f}%", ", ".join(a.name for a in job_adapters) or "none",
     )
     _record_embedding_cache(cache)
-    return services.job_start_encoding(job, inference_seconds=inference_seconds), frames
+    return services.job_start_encoding(job, inference_seconds=inference_seconds, load_seconds=started - claimed), frames
 
 
 def _adapters(job: Job, spec) -> list[pipeline.Adapter]:
@@ -304,21 +342,65 @@ def _conditioning(job: Job, spec) -> dict:
     return {}
 
 
+# How long this process's last clip took from the end of denoising to stored: what a job
+# still needs after its last step, when a shutdown asks whether it will end in time.
+_last_finish_seconds = [0.0]
+
+
 def _finish(job: Job, frames) -> None:
     """Encode the MP4, its poster and sprite sheet, store them, and end the job."""
     encode_started = time.monotonic()
-    shown = encode.upscale_for_display(frames)  # small outputs: k×k pixel blocks, at least 128 px
+    stages = _Stages()
+    with stages("display"):
+        shown = encode.upscale_for_display(frames)  # small outputs: k×k pixel blocks, at least 128 px
     # Invisible watermark, poster included; its identifier is recorded (once per job) first.
-    frames = _while_the_database_is_away(lambda: provenance.mark_job_frames(job, shown), what=f"marking job {job.id}")
-    video = encode.encode_mp4(frames, fps=job.fps)
-    video = provenance.sign_job_video(job, video)  # C2PA credentials, where configured
-    poster = encode.poster_jpeg(frames)
-    spritesheet = encode.spritesheet_jpeg(frames)
-    services.job_succeed(
-        job, video=video, poster=poster, spritesheet=spritesheet, encode_seconds=time.monotonic() - encode_started,
-        retry_seconds=settings.FRAMECAST_DB_RETRY_SECONDS,
-    )
+    with stages("watermark"):
+        frames = _while_the_database_is_away(lambda: provenance.mark_job_frames(job, shown), what=f"marking job {job.id}")
+    with stages("encode"):
+        video = encode.encode_mp4(frames, fps=job.fps)
+    with stages("c2pa"):
+        video = provenance.sign_job_video(job, video)  # C2PA credentials, where configured
+    with stages("poster"):
+        poster = encode.poster_jpeg(frames)
+    with stages("spritesheet"):
+        spritesheet = encode.spritesheet_jpeg(frames)
+    with stages("store"):  # the files, then the job's end (credits, cost, webhook) in one transaction
+        services.job_succeed(
+            job, video=video, poster=poster, spritesheet=spritesheet, encode_seconds=time.monotonic() - encode_started,
+            retry_seconds=settings.FRAMECAST_DB_RETRY_SECONDS,
+        )
+    _last_finish_seconds[0] = time.monotonic() - encode_started
+    # One line per job with the time of each finishing step (bench/overhead.py reads it).
+    logger.info("Job %s finished in %.1f ms (%s)", job.id, 1000 * _last_finish_seconds[0], stages)
     heartbeat.trouble(None)
+
+
+class _Stages:
+    """Milliseconds spent in named steps: `with stages("encode"): ...`."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[name] = 1000 * (time.perf_counter() - began)
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name} {ms:.1f} ms" for name, ms in self.ms.items())
+
+
+class Preempted(pipeline.GenerationCancelled):
+    """The worker is shutting down and the job would not end within the grace: it stopped
+    at a step boundary, to go back to the queue (raised from should_stop, which
+    generate_frames calls after each step)."""
+
+    def __init__(self, steps_done: int, steps_total: int, *, gpu_seconds: float) -> None:
+        super().__init__(steps_done, steps_total)
+        self.gpu_seconds = gpu_seconds
 
 
 class ModelUnavailable(Exception):

@@ -12,7 +12,9 @@ from .models import WorkerHeartbeat
 @dataclass(frozen=True)
 class WorkerStatus:
     worker: WorkerHeartbeat
-    status: str  # "busy" (running a job), "healthy" (idle), "stale" (silent: presumed lost)
+    # "busy" (running a job), "healthy" (idle and ready), "warming" (loading its models: no job
+    # yet), "stopping" (shutting down: no new job), "stale" (silent: presumed lost)
+    status: str
 
 
 def stale_cutoff():
@@ -29,10 +31,23 @@ def worker_statuses(pool: str | None = None, *, seen_since=None) -> list[WorkerS
         workers = workers.filter(pool=pool)
     if seen_since is not None:
         workers = workers.filter(last_seen_at__gte=seen_since)
-    return [
-        WorkerStatus(
-            worker=worker,
-            status="stale" if worker.last_seen_at < cutoff else ("busy" if worker.current_job_id else "healthy"),
-        )
-        for worker in workers
-    ]
+    return [WorkerStatus(worker=worker, status=_status(worker, cutoff)) for worker in workers]
+
+
+def _status(worker: WorkerHeartbeat, cutoff) -> str:
+    if worker.last_seen_at < cutoff:
+        return "stale"
+    if worker.phase == WorkerHeartbeat.Phase.WARMING:
+        return "warming"
+    if worker.current_job_id:
+        return "busy"
+    return "stopping" if worker.phase == WorkerHeartbeat.Phase.STOPPING else "healthy"
+
+
+def pool_has_ready_worker(pool: str) -> bool:
+    """Whether a live worker of `pool` has warmed up and is not shutting down: a queued job
+    of a pool without one waits for a GPU to start (settings.FRAMECAST_POOL_READINESS)."""
+    ready = WorkerHeartbeat.objects.filter(
+        pool__contains=pool, phase=WorkerHeartbeat.Phase.READY, last_seen_at__gte=stale_cutoff()
+    ).values_list("pool", flat=True)
+    return any(pool in serves.split(",") for serves in ready)  # a worker may serve several pools

@@ -10,7 +10,7 @@ from celery.exceptions import Reject
 
 from core.outages import DATABASE_UNAVAILABLE
 
-from . import heartbeat
+from . import heartbeat, shutdown
 
 
 @shared_task(
@@ -23,13 +23,16 @@ from . import heartbeat
     ignore_result=True,
 )
 def run_next(self, pool: str) -> None:
-    """Run the pool's best queued job, if any (see generation.services.job_dispatch)."""
-    from .runner import background_finisher
-    from .runner import run_next as run
+    """Run the pool's best queued job, and the next ones while the queue has any (see
+    generation.services.job_dispatch and runner.run_queue)."""
+    if shutdown.requested():
+        # Taken just as the worker was told to stop: the wake-up goes back for another worker.
+        raise Reject("the worker is shutting down", requeue=True)
+    from .runner import background_finisher, run_queue
 
     try:
-        # The clip is encoded and stored on a background thread while the next task denoises.
-        run(pool, worker=self.request.hostname or "worker", finisher=background_finisher())
+        # The clip is encoded and stored on a background thread while the next job denoises.
+        run_queue(pool, worker=self.request.hostname or "worker", finisher=background_finisher())
     except DATABASE_UNAVAILABLE as error:
         # The claim could not run (the runner waited for the database first): the wake-up
         # goes back to the queue, not acknowledged as done, and is taken again.
@@ -59,10 +62,24 @@ def reap_lost_jobs() -> int:
 
 
 @signals.worker_ready.connect
-def _start_heartbeat(sender=None, **kwargs) -> None:
+def _start_heartbeat_and_warm_up(sender=None, **kwargs) -> None:
+    """Beat as `warming`, load the pools' models and run one small generation, then beat as
+    `ready`. Celery sends worker_ready before its consumer takes its first message, so no job
+    is claimed by a cold worker: the first one runs as fast as the second (a job that waits
+    meanwhile shows "starting a GPU" in the studio)."""
     consumer = sender
     queues = [queue.name for queue in consumer.task_consumer.queues] if consumer and consumer.task_consumer else []
-    heartbeat.start(hostname=consumer.hostname if consumer else "worker", queues=queues)
+    heartbeat.start(hostname=consumer.hostname if consumer else "worker", queues=queues, phase="warming")
+    from .warmup import warm_up
+
+    warm_up(heartbeat.state.pool.split(","))
+    heartbeat.ready()
+
+
+@signals.worker_shutting_down.connect
+def _shutdown_requested(sig=None, how=None, **kwargs) -> None:
+    # From Celery's signal handler: record the moment only (gpu_workers.shutdown).
+    shutdown.request(cold=how == "Cold")
 
 
 @signals.worker_shutdown.connect

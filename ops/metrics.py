@@ -235,7 +235,9 @@ def operations(*, now: datetime | None = None) -> Operations:
     active = Job.objects.filter(state__in=[Job.State.RUNNING, Job.State.ENCODING])
     running_by_pool = dict(active.values("pool").annotate(n=Count("pk")).order_by().values_list("pool", "n"))
     workers = worker_statuses()
-    worker_counts: dict[str, dict[str, int]] = defaultdict(lambda: {"healthy": 0, "busy": 0, "stale": 0, "running": 0})
+    worker_counts: dict[str, dict[str, int]] = defaultdict(
+        lambda: {"healthy": 0, "busy": 0, "warming": 0, "stopping": 0, "stale": 0, "running": 0}
+    )
     for status in workers:
         worker_counts[status.worker.pool][status.status] += 1
     for pool, count in running_by_pool.items():

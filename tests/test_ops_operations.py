@@ -63,7 +63,7 @@ def test_queues_per_pool_and_tier_with_wait_percentiles(busy_world):
 def test_running_workers_failures_and_jobs_per_hour(busy_world):
     ops = metrics.operations()
     assert ops.running_count == 4 and ops.running_by_pool == {"h100": 4}
-    assert ops.worker_counts == {"h100": {"healthy": 1, "busy": 1, "stale": 1, "running": 4}}
+    assert ops.worker_counts == {"h100": {"healthy": 1, "busy": 1, "warming": 0, "stopping": 0, "stale": 1, "running": 4}}
     assert [(f["error_message"], f["n"]) for f in ops.failures] == [
         ("The GPU ran out of memory.", 3), ("The worker was lost 3 times.", 1)]
     assert len(ops.jobs_per_hour) == 24 and sum(n for _, n in ops.jobs_per_hour) == Job.objects.count()

@@ -57,7 +57,10 @@
 
     function showWaiting() {
       const position = Number(card.dataset.position);
-      if (card.dataset.state === "queued") {
+      if (card.dataset.state === "queued" && card.dataset.startingGpu === "true") {
+        // No warm worker in the job's pool: one is starting (loading its model).
+        stepText.textContent = "Starting a GPU…";
+      } else if (card.dataset.state === "queued") {
         stepText.textContent = position ? `${ordinal(position)} in the queue` : "In the queue";
       } else if (card.dataset.state === "throttled") {
         stepText.textContent = "Starts when one of your running jobs ends";
@@ -152,6 +155,7 @@
       connect,
       applyStatus(job) {
         card.dataset.position = job.queue_position == null ? "" : job.queue_position;
+        card.dataset.startingGpu = job.starting_gpu ? "true" : "";
         if (job.state === "queued" || job.state === "throttled") {
           if (card.dataset.state !== job.state) handlers[job.state]();
           showWaiting();

@@ -105,9 +105,23 @@ def embedded_worker_start():
         without_gossip=True,
         loglevel="INFO",
     )
-    threading.Thread(target=worker.start, name="embedded-gpu-worker", daemon=True).start()
-    # `celery worker` sends worker_ready, on which gpu_workers.tasks starts the heartbeat; a
-    # bare WorkController never sends it, and the operations page would show no worker.
-    # (Stopping the worker sends worker_shutdown, which stops the heartbeat.)
-    heartbeat.start(hostname=EMBEDDED_HOSTNAME, queues=queues)
+    # `celery worker` sends worker_ready, on which gpu_workers.tasks starts the heartbeat and
+    # warms up; a bare WorkController never sends it, and the operations page would show no
+    # worker. (Stopping the worker sends worker_shutdown, which stops the heartbeat.)
+    heartbeat.start(hostname=EMBEDDED_HOSTNAME, queues=queues, phase="warming")
+
+    def warm_then_work() -> None:
+        # In the background while the server starts: the torch import and the model load
+        # happen before the first video is asked for, not during it. Jobs submitted
+        # meanwhile wait in the in-memory queue ("starting a GPU" in the studio).
+        from gpu_workers.warmup import warm_up
+
+        try:
+            warm_up(heartbeat.state.pool.split(","))
+        finally:
+            heartbeat.ready()
+        if not heartbeat.state.stop.is_set():  # not stopped while it warmed up
+            worker.start()
+
+    threading.Thread(target=warm_then_work, name="embedded-gpu-worker", daemon=True).start()
     return worker
