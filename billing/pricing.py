@@ -42,6 +42,9 @@ def price_credits(
     model's adapter gives turbo's); by default the fixed factor of `speed`. `loras`: how
     many team LoRAs the job applies."""
     factor = SPEED_FACTORS[speed] if speed_factor is None else speed_factor
-    factor *= 1 + LORA_SURCHARGE * loras
     work = width * height * num_frames * steps
-    return max(1, math.ceil(REFERENCE_CREDITS * credit_factor * factor * work / REFERENCE_WORK))
+    price = REFERENCE_CREDITS * credit_factor * factor * work / REFERENCE_WORK
+    if loras:
+        # In whole percent: 100 × 1.1 in floats is 110.00000000000001, which rounds up to 111.
+        price = price * (100 + round(100 * LORA_SURCHARGE) * loras) / 100
+    return max(1, math.ceil(price))
