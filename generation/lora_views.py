@@ -61,7 +61,8 @@ def loras_page(request):
         try:
             request.FILES  # noqa: B018 - read here, where a refusal can be answered
         except team_loras.UploadTooLarge as refusal:
-            form = LoraForm()
+            form = LoraForm(data={})  # the body was not read to its end: nothing of it to show again
+            form.is_valid()
             form.add_refusal(refusal)
             return _page(request, membership, form, status=refusal.status)
     return _loras_page(request)

@@ -433,3 +433,10 @@ def test_the_openai_layer_takes_loras_as_an_extra_field_in_json_and_in_multipart
                                     content_type="application/json", **headers)
     assert missing.status_code == 404 and missing.json()["error"]["param"] == "loras[0].id"
     assert Job.objects.count() == 2
+
+
+def test_the_purge_of_deleted_loras_is_on_the_beat_schedule():
+    from config.celery_app import app
+    from generation.tasks import purge_deleted_loras
+
+    assert app.conf.beat_schedule["generation.purge_deleted_loras"]["task"] == purge_deleted_loras.name
