@@ -12,6 +12,7 @@ from core.errors import InvalidInput, Refusal
 from core.text import is_blank
 
 from . import catalog
+from .loras import loras_again
 from .models import Job
 from .params import JobParams
 
@@ -55,7 +56,8 @@ def remix_params(
     # Standard whatever the source's: diffusers' WanVideoToVideoPipeline opens no cache
     # context, so the fast mode's First-Block Cache fails in it (tests/test_pipeline_fuzz.py).
     return JobParams.from_job(
-        source, prompt=prompt, seed=seed, speed="standard", remix_of=source, strength=float(strength)
+        source, prompt=prompt, seed=seed, speed="standard", remix_of=source, strength=float(strength),
+        loras=loras_again(source),  # the same team LoRAs, if they are still there
     )
 
 

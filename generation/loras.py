@@ -347,6 +347,22 @@ def loras_for_job(team, model_name: str, requested) -> tuple[dict, ...] | None:
     return tuple(resolved)
 
 
+def loras_again(job: Job) -> tuple[dict, ...] | None:
+    """The LoRAs of `job` for a new job made from it (a remix): each must still be a live
+    LoRA of the team (a deleted one's file may be gone). Raises a Refusal (409) naming it."""
+    if not job.loras:
+        return None
+    requested = [{"id": entry["id"], "scale": entry["scale"]} for entry in job.loras]
+    try:
+        return loras_for_job(job.team, job.model_name, requested)
+    except LoraNotFound as refusal:
+        index = int(refusal.field.split("[")[1].split("]")[0])
+        raise Refusal(
+            f"This video was made with the LoRA {job.loras[index]['name']!r}, which has been deleted: it cannot be "
+            "made again with it.", status=409, code="lora_deleted", field="loras",
+        ) from None
+
+
 def with_loras(params, team, requested):
     """`params` (a JobParams) with the LoRAs `requested` for its model, checked."""
     return params.replace(loras=loras_for_job(team, params.model_name, requested))

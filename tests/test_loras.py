@@ -440,3 +440,28 @@ def test_the_purge_of_deleted_loras_is_on_the_beat_schedule():
     from generation.tasks import purge_deleted_loras
 
     assert app.conf.beat_schedule["generation.purge_deleted_loras"]["task"] == purge_deleted_loras.name
+
+
+def test_a_remix_keeps_the_videos_loras_unless_one_was_deleted(alice_api, ink):
+    first = alice_api.post("videos", {**VIDEO, "loras": [{"id": ink["id"], "scale": 0.6}]}).json()
+    _finish(first["id"])
+    remix = alice_api.post(f"videos/{first['id']}/remix", {"prompt": "a blue ball"})
+    assert remix.status_code == 201, remix.content
+    assert remix.json()["loras"] == [{"id": ink["id"], "name": "ink", "scale": 0.6}]
+    alice_api.delete(f"loras/{ink['id']}")
+    again = alice_api.post(f"videos/{first['id']}/remix", {"prompt": "a green ball"})
+    assert again.status_code == 409 and error_of(again)["type"] == "lora_deleted"
+    assert "made with the LoRA 'ink', which has been deleted" in error_of(again)["message"]
+
+
+def test_deleting_a_team_removes_its_lora_files(alice, acme, config, data_dirs, django_capture_on_commit_callbacks):
+    from accounts.teams import team_delete
+
+    on_plan(acme, "creator")
+    owner = client_for(alice, acme)
+    response = owner.post("/api/v1/loras", {"name": "ink", "model": TINY,
+                                            "file": SimpleUploadedFile("ink.safetensors", lora_bytes(config))})
+    assert response.status_code == 201 and stored_files(data_dirs)
+    with django_capture_on_commit_callbacks(execute=True):
+        team_delete(membership=Membership.objects.get(user=alice, team=acme))
+    assert not Lora.objects.exists() and stored_files(data_dirs) == set()
