@@ -485,19 +485,20 @@ def model_json(spec) -> dict:
     }
 
 
-LORA_OBJECT = inline_serializer(
-    "Lora",
-    {
-        "id": serializers.UUIDField(),
-        "name": serializers.CharField(),
-        "model": serializers.CharField(),
-        "rank": serializers.IntegerField(),
-        "modules": serializers.IntegerField(help_text="Layers it adapts."),
-        "size_bytes": serializers.IntegerField(),
-        "sha256": serializers.CharField(),
-        "created_at": serializers.DateTimeField(),
-    },
-)
+class LoraSerializer(serializers.Serializer):
+    """A team LoRA (documentation: generation.loras.lora_json builds it)."""
+
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    model = serializers.CharField()
+    rank = serializers.IntegerField()
+    modules = serializers.IntegerField(help_text="Layers it adapts.")
+    size_bytes = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+LORA_OBJECT = LoraSerializer
 
 
 class LoraUploadSerializer(serializers.Serializer):
@@ -519,14 +520,15 @@ class LoraListCreate(APIView):
     parser_classes = [MultiPartParser]
 
     def initialize_request(self, request, *args, **kwargs):
-        # Counts the file while Django reads it, before anything is spooled past the most
-        # any plan stores; post() lowers the limit to the team's plan once it knows the team.
+        # Counts the file while Django reads it and stops past the team plan's size, which
+        # post() sets before reading the body (a browser session's CSRF check reads it
+        # earlier, stopped past the most any plan stores; the plan's size is checked after).
         if request.method == "POST":
-            self.size_limit = team_loras.SizeLimitHandler(team_loras.max_upload_bytes_of_any_plan(), request)
+            self.size_limit = team_loras.SizeLimitHandler(request=request)
             request.upload_handlers.insert(0, self.size_limit)
         return super().initialize_request(request, *args, **kwargs)
 
-    @extend_schema(operation_id="list_loras", responses={200: inline_serializer("LoraList", {"data": LORA_OBJECT}), **errors(401, 403)},
+    @extend_schema(operation_id="list_loras", responses={200: inline_serializer("LoraList", {"data": LoraSerializer(many=True)}), **errors(401, 403)},
                    parameters=[OpenApiParameter("model", OpenApiTypes.STR, description="Only this model's.")])
     def get(self, request):
         actor = request_actor_allowed(request, Perm.VIEW)
@@ -540,7 +542,7 @@ class LoraListCreate(APIView):
     )
     def post(self, request):
         actor = request_actor_allowed(request, Perm.MANAGE_LORAS)
-        self.size_limit.limit = min(self.size_limit.limit, team_loras.upload_limit_checked(actor.team))
+        self.size_limit.limit = team_loras.upload_limit_checked(actor.team)
         lora = team_loras.lora_create(
             team=actor.team, user=actor.user, name=request.data.get("name"), model_name=request.data.get("model"),
             upload=request.FILES.get("file"),

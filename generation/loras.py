@@ -110,11 +110,14 @@ class SizeLimitHandler(FileUploadHandler):
     read (before Django's handlers after it, which spool large files to a temporary file
     on disk, have stored the rest)."""
 
-    def __init__(self, limit: int, request=None):
+    def __init__(self, limit: int | None = None, request=None):
+        """`limit`: bytes; None: the most any plan stores (looked up once a file comes)."""
         super().__init__(request)
         self.limit, self.received = limit, 0
 
     def receive_data_chunk(self, raw_data, start):
+        if self.limit is None:
+            self.limit = max_upload_bytes_of_any_plan()
         self.received += len(raw_data)
         if self.received > self.limit:
             raise _too_large(self.limit)

@@ -465,3 +465,15 @@ def test_deleting_a_team_removes_its_lora_files(alice, acme, config, data_dirs, 
     with django_capture_on_commit_callbacks(execute=True):
         team_delete(membership=Membership.objects.get(user=alice, team=acme))
     assert not Lora.objects.exists() and stored_files(data_dirs) == set()
+
+
+def test_a_file_spooled_to_disk_by_django_is_checked_and_stored_the_same(alice_api, config, data_dirs, settings):
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024  # every upload goes through a temporary file
+    data = lora_bytes(config, rank=8, dtype=np.float32)
+    assert len(data) > 1024
+    response = alice_api.upload(data)
+    assert response.status_code == 201, response.content
+    assert (data_dirs["MEDIA_ROOT"] / Lora.objects.get().file).read_bytes() == data
+    refused = alice_api.upload(data[:-4], name="cut")
+    assert refused.status_code == 400 and "(truncated?)" in error_of(refused)["message"]
+    assert Lora.objects.count() == 1 and len(stored_files(data_dirs)) == 1
