@@ -477,3 +477,23 @@ def test_a_file_spooled_to_disk_by_django_is_checked_and_stored_the_same(alice_a
     refused = alice_api.upload(data[:-4], name="cut")
     assert refused.status_code == 400 and "(truncated?)" in error_of(refused)["message"]
     assert Lora.objects.count() == 1 and len(stored_files(data_dirs)) == 1
+
+
+@pytest.mark.services
+def test_two_uploads_at_once_past_the_count_leave_one_lora_and_one_file(alice, config, data_dirs, transactional_db):
+    from generation.loras import LoraPlanLimit, lora_create
+
+    from .conftest import at_once
+
+    on_plan(alice.personal_team, "creator")
+    Plan.objects.filter(slug="creator").update(max_loras=1)
+    names = iter(["ink a", "ink b"])
+
+    def attempt():
+        name = next(names)
+        upload = SimpleUploadedFile(f"{name}.safetensors", lora_bytes(config, seed=len(name)))
+        return lora_create(team=alice.personal_team, user=alice, name=name, model_name=TINY, upload=upload)
+
+    outcomes = at_once(attempt, 2)
+    assert sorted(type(outcome).__name__ for outcome in outcomes) == ["Lora", LoraPlanLimit.__name__]
+    assert Lora.objects.count() == 1 and stored_files(data_dirs) == {Lora.objects.get().file}
