@@ -497,3 +497,8 @@ def test_two_uploads_at_once_past_the_count_leave_one_lora_and_one_file(alice, c
     outcomes = at_once(attempt, 2)
     assert sorted(type(outcome).__name__ for outcome in outcomes) == ["Lora", LoraPlanLimit.__name__]
     assert Lora.objects.count() == 1 and stored_files(data_dirs) == {Lora.objects.get().file}
+
+
+def test_the_account_endpoint_states_the_plans_lora_limits(alice_api):
+    limits = alice_api.get("account").json()["plan"]["limits"]
+    assert (limits["max_loras"], limits["max_lora_rank"], limits["max_lora_mb"]) == (3, 64, 512)
