@@ -19,7 +19,9 @@ Two key layouts are accepted, the two diffusers' Wan loader reads
   `self_attn`/`cross_attn` `q k v o` (`k_img`, `v_img`), `ffn.0`/`ffn.2`, `head.head`,
   `time_projection.1`, `text_embedding.0/2`, `time_embedding.0/2`, `img_emb.proj.1/3`, mapped
   as `_convert_non_diffusers_wan_lora_to_diffusers` maps them.
-Anything else (musubi's `lora_unet_…`, full-weight `.diff` tensors, DoRA scales) is refused.
+Norm-layer `.diff`/`.diff_b` tensors of the original layout are allowed and ignored, as
+diffusers ignores them. Anything else (musubi's `lora_unet_…`, other full-weight `.diff`
+tensors, DoRA scales) is refused.
 """
 
 import json
@@ -103,6 +105,9 @@ _ORIGINAL_OUTSIDE = {
     "img_emb.proj.3": "condition_embedder.image_embedder.ff.net.2",
 }
 _ORIGINAL_BLOCK = re.compile(r"^blocks\.(\d+)\.(?:(self_attn|cross_attn)\.(q|k|v|o|k_img|v_img)|ffn\.(0|2))$")
+# Norm-layer deltas of the original layout (lightx2v's distillation LoRAs carry them, zeroed):
+# diffusers' converter drops them, so they are allowed and not counted as adapted layers.
+_IGNORED_NORM_DIFF = re.compile(r"^diffusion_model\.blocks\.\d+\.(?:\w+\.)*norm\w*\.diff(?:_b)?$")
 # What each key's last part means: A (down), B (up), the B bias, alpha.
 _DIFFUSERS_PARTS = {"lora_A.weight": "A", "lora_B.weight": "B", "lora_B.bias": "bias"}
 _ORIGINAL_PARTS = {"lora_down.weight": "A", "lora_A.weight": "A", "lora_up.weight": "B", "lora_B.weight": "B",
@@ -151,6 +156,9 @@ def lora_shape(header: Header, targets: dict[str, tuple[int, int]], *, model: st
     modules: dict[str, dict[str, tuple[str, tuple[int, ...]]]] = {}
     prefixes = set()
     for key, tensor in header.tensors.items():
+        if _IGNORED_NORM_DIFF.match(key):
+            prefixes.add("diffusion_model")
+            continue  # diffusers drops these (zeroed norm offsets in distillation LoRAs); so do we
         split = _split(key)
         if split is None:
             raise LoraMismatch(

@@ -130,3 +130,16 @@ def test_a_layer_with_only_its_down_half_is_refused():
     data = save({"transformer.blocks.0.attn1.to_q.lora_A.weight": np.zeros((4, 24), np.float16)})
     with pytest.raises(LoraMismatch, match="has no lora_B"):
         lora_shape(header_of(data), wan_targets(CONFIG), model="tiny")
+
+
+def test_norm_deltas_of_the_original_layout_are_ignored_as_diffusers_ignores_them():
+    data = save({
+        "diffusion_model.blocks.0.self_attn.q.lora_down.weight": np.zeros((4, 24), np.float16),
+        "diffusion_model.blocks.0.self_attn.q.lora_up.weight": np.zeros((24, 4), np.float16),
+        "diffusion_model.blocks.0.cross_attn.norm_k.diff": np.zeros(24, np.float16),
+        "diffusion_model.blocks.0.norm3.diff_b": np.zeros(24, np.float16),
+    })
+    assert lora_shape(header_of(data), wan_targets(CONFIG), model="tiny").modules == 1
+    other = save({"diffusion_model.blocks.0.self_attn.q.diff": np.zeros((24, 24), np.float16)})
+    with pytest.raises(LoraMismatch, match="is not a LoRA weight"):
+        lora_shape(header_of(other), wan_targets(CONFIG), model="tiny")
