@@ -22,3 +22,6 @@ class LoraAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # generation.loras.lora_delete keeps the file while a waiting video needs it
