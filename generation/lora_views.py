@@ -55,12 +55,12 @@ def _page(request, membership, form, *, status=200):
 def loras_page(request):
     membership = request_membership(request)
     if request.method == "POST" and has_perm(membership, Perm.MANAGE_LORAS):
-        # Counted while Django reads the upload, stopped past the plan's size.
-        limit = account_for_team(membership.team).plan.max_lora_mb * 2**20
-        request.upload_handlers.insert(0, team_loras.SizeLimitHandler(limit, request))
         try:
+            # Counted while Django reads the upload, stopped past the plan's size.
+            limit = team_loras.upload_limit_checked(membership.team)
+            request.upload_handlers.insert(0, team_loras.SizeLimitHandler(limit, request))
             request.FILES  # noqa: B018 - read here, where a refusal can be answered
-        except team_loras.UploadTooLarge as refusal:
+        except team_loras.LoraPlanLimit as refusal:  # no LoRAs on the plan, or a file too large
             form = LoraForm(data={})  # the body was not read to its end: nothing of it to show again
             form.is_valid()
             form.add_refusal(refusal)

@@ -123,3 +123,10 @@ def test_the_studio_quote_includes_the_lora_surcharge(owner, ink):
     plain = owner.get("/quote", shape).json()["price_credits"]
     with_ink = owner.get("/quote", {**shape, "lora_1": str(ink.pk)}).json()["price_credits"]
     assert (plain, with_ink) == (7, 8)
+
+
+def test_an_upload_on_the_free_plan_is_refused_naming_the_plan_that_has_loras(alice, config, data_dirs):
+    response = upload(client_for(alice), lora_bytes(config))
+    assert response.status_code == 403
+    assert "The Free plan does not include team LoRAs; the Creator plan does." in page_text(response)
+    assert not Lora.objects.exists() and files(data_dirs) == []
