@@ -22,13 +22,16 @@ class Perm(StrEnum):
     RENAME_TEAM = "rename_team"
     MANAGE_BILLING = "manage_billing"
     DELETE_TEAM = "delete_team"
+    MANAGE_LORAS = "manage_loras"  # upload and delete the team's LoRAs (generation.loras)
 
 
 Role = Membership.Role
 
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     Role.OWNER: frozenset(Perm),
-    Role.ADMIN: frozenset({Perm.GENERATE, Perm.VIEW, Perm.MANAGE_MEMBERS, Perm.MANAGE_KEYS, Perm.RENAME_TEAM}),
+    Role.ADMIN: frozenset(
+        {Perm.GENERATE, Perm.VIEW, Perm.MANAGE_MEMBERS, Perm.MANAGE_KEYS, Perm.RENAME_TEAM, Perm.MANAGE_LORAS}
+    ),
     Role.MEMBER: frozenset({Perm.GENERATE, Perm.VIEW}),
 }
 
@@ -40,11 +43,14 @@ PERM_DESCRIPTIONS: dict[Perm, str] = {
     Perm.RENAME_TEAM: "rename the team",
     Perm.MANAGE_BILLING: "manage billing",
     Perm.DELETE_TEAM: "delete the team",
+    Perm.MANAGE_LORAS: "upload or delete the team's LoRAs",
 }
 
 
-# An API key acts for its team with these permissions, whatever its maker's role.
-API_KEY_PERMISSIONS: frozenset[Perm] = frozenset({Perm.GENERATE, Perm.VIEW})
+# An API key acts for its team with these permissions, whatever its maker's role. Only
+# owners and admins make keys (MANAGE_KEYS), and they may manage LoRAs: so may their keys
+# (POST /api/v1/loras is for scripts).
+API_KEY_PERMISSIONS: frozenset[Perm] = frozenset({Perm.GENERATE, Perm.VIEW, Perm.MANAGE_LORAS})
 
 
 @dataclass(frozen=True)

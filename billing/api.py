@@ -38,6 +38,9 @@ class AccountView(APIView):
                         "backlog": plan.backlog,
                         "api_access": plan.api_access,
                         "metered_overage": plan.metered_overage,
+                        "max_loras": plan.max_loras,
+                        "max_lora_rank": plan.max_lora_rank,
+                        "max_lora_mb": plan.max_lora_mb,
                     },
                 },
                 "balance": {

@@ -33,6 +33,11 @@ class Plan(models.Model):
     # REST API rate limits, per API key (or per member using the API from the browser).
     api_requests_per_minute = models.PositiveIntegerField(default=60)
     api_videos_per_minute = models.PositiveIntegerField(default=5)
+    # Team LoRAs (generation.loras): how many a team keeps (0: the plan has none), their
+    # largest rank and file size.
+    max_loras = models.PositiveIntegerField(default=0)
+    max_lora_rank = models.PositiveIntegerField(default=0)
+    max_lora_mb = models.PositiveIntegerField(default=0)
     is_active = models.BooleanField(default=True)
     order = models.PositiveSmallIntegerField(default=0)
     stripe_product_id = models.CharField(max_length=100, blank=True, default="")

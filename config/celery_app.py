@@ -30,6 +30,10 @@ app.conf.beat_schedule = {
     "billing.report_usage": {"task": "billing.report_usage", "schedule": 60.0, "options": {"expires": 60}},
     "ops.refresh_rollups": {"task": "ops.refresh_rollups", "schedule": 300.0, "options": {"expires": 300}},
     "ops.sweep_orphan_files": {"task": "ops.sweep_orphan_files", "schedule": 3600.0, "options": {"expires": 3600}},
+    # A deleted LoRA's file outlives it while a waiting video still needs it (generation.loras).
+    "generation.purge_deleted_loras": {
+        "task": "generation.purge_deleted_loras", "schedule": 600.0, "options": {"expires": 600},
+    },
 }
 
 

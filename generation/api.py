@@ -19,9 +19,11 @@ from rest_framework.views import APIView
 
 from accounts.permissions import Perm
 from accounts.selectors import request_actor_allowed
+from billing import pricing
 from billing.rate_limits import PlanRequestThrottle, PlanVideoThrottle
 from core.api_errors import refusal_response
 from core.errors import Refusal
+from core.parsers import MultiPartParser
 from core.api_schema import errors
 from core.cleaning import MAX_DEPTH, visible_prompt
 from core.pagination import StrictCursorPagination
@@ -33,6 +35,7 @@ from .inputs import DEFAULT_REMIX_STRENGTH, full_quality_params, remix_params
 from .ranges import file_response
 from .idempotency import HEADER as IDEMPOTENCY_KEY
 from .idempotency import respond_once
+from . import loras as team_loras
 from .models import Job
 from .selectors import job_for_team
 from .params import JobParams
@@ -49,6 +52,12 @@ class ProgressSerializer(serializers.Serializer):
     eta_seconds = serializers.FloatField(allow_null=True)
 
 
+class LoraUseSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField(help_text="The LoRA's name when the video was made.")
+    scale = serializers.FloatField()
+
+
 class VideoSerializer(serializers.ModelSerializer):
     """The video object: its fields are documented here, its values built by
     generation.payloads.video (shared with webhooks)."""
@@ -61,19 +70,29 @@ class VideoSerializer(serializers.ModelSerializer):
     content_url = serializers.URLField(allow_null=True)
     remixed_from = serializers.UUIDField(source="remixed_from_id", allow_null=True)
     has_input_image = serializers.BooleanField()
+    loras = LoraUseSerializer(many=True, help_text="The team LoRAs applied, in order; [] for none.")
 
     class Meta:
         model = Job
         fields = [
             "id", "status", "prompt", "negative_prompt", "model", "seed", "width", "height", "num_frames",
             "fps", "steps", "guidance", "speed", "price_credits", "metadata", "webhook_url", "progress", "queue_position", "error", "created_at", "started_at", "finished_at",
-            "content_url", "remixed_from", "strength", "has_input_image",
+            "content_url", "remixed_from", "strength", "has_input_image", "loras",
         ]
 
     def to_representation(self, job) -> dict:
         request = self.context.get("request")
         base_url = request.build_absolute_uri("/") if request else settings.FRAMECAST_PUBLIC_URL
         return payloads.video(job, base_url=base_url)
+
+
+class LoraRequestSerializer(serializers.Serializer):
+    id = serializers.UUIDField(help_text="One of the team's LoRAs for this model (GET /loras).")
+    scale = serializers.FloatField(
+        required=False, allow_null=True, min_value=team_loras.MIN_SCALE_EXCLUSIVE, max_value=team_loras.MAX_SCALE,
+        help_text=f"More than {team_loras.MIN_SCALE_EXCLUSIVE:g} and at most {team_loras.MAX_SCALE:g} "
+        f"(default {team_loras.DEFAULT_SCALE:g}).",
+    )
 
 
 class VideoCreateSerializer(serializers.Serializer):
@@ -118,6 +137,13 @@ class VideoCreateSerializer(serializers.Serializer):
     metadata = serializers.DictField(
         required=False, allow_null=True,
         help_text=f"Yours, returned as given: at most 4096 bytes of JSON, objects and lists nested at most {MAX_DEPTH - 1} levels.",
+    )
+    loras = LoraRequestSerializer(
+        many=True, required=False, allow_null=True,
+        help_text=(
+            f"Team LoRAs to apply (at most {team_loras.MAX_LORAS_PER_JOB}, each once), made for this model. "
+            f"Each adds {round(100 * pricing.LORA_SURCHARGE)}% to the price. An id the team has no LoRA of is a 404."
+        ),
     )
 
 
@@ -287,7 +313,8 @@ class VideoListCreate(APIView):
         if not form.is_valid():
             raise Refusal.from_fields(form.errors)
         extra = _webhook_and_metadata(request.data)
-        job = job_submit(team=actor.team, user=actor.user, params=form.params(), api_key=actor.api_key, **extra)
+        params = team_loras.with_loras(form.params(), actor.team, request.data.get("loras"))
+        job = job_submit(team=actor.team, user=actor.user, params=params, api_key=actor.api_key, **extra)
         return Response(VideoSerializer(job, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
     def _wait_for_end(self, request, job_id, seconds: float) -> Response:
@@ -480,6 +507,86 @@ def model_json(spec) -> dict:
         "pipeline": spec.pipeline,
         "pool": next((pool.name for pool in pools.pools_for_model(spec.name)), None),
     }
+
+
+class LoraSerializer(serializers.Serializer):
+    """A team LoRA (documentation: generation.loras.lora_json builds it)."""
+
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    model = serializers.CharField()
+    rank = serializers.IntegerField()
+    modules = serializers.IntegerField(help_text="Layers it adapts.")
+    size_bytes = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+LORA_OBJECT = LoraSerializer
+
+
+class LoraUploadSerializer(serializers.Serializer):
+    """The upload's fields (documentation: generation.loras checks them)."""
+
+    file = serializers.FileField(
+        help_text="A LoRA in .safetensors format (pickle-based .ckpt/.pt/.bin are refused): diffusers' "
+        "transformer.<module>.lora_A/lora_B names or the original Wan diffusion_model.<module>.lora_down/lora_up "
+        "ones, F16, BF16 or F32, rank and size within the plan's limits (GET /account)."
+    )
+    name = serializers.CharField(max_length=team_loras.MAX_NAME_CHARS, help_text="Unique in the team.")
+    model = serializers.CharField(help_text="The model it was trained for (GET /models).")
+
+
+class LoraListCreate(APIView):
+    """The team's LoRAs. Members list and use them; owners and admins (and API keys) upload
+    and delete them."""
+
+    parser_classes = [MultiPartParser]
+
+    def initialize_request(self, request, *args, **kwargs):
+        # Counts the file while Django reads it and stops past the team plan's size, which
+        # post() sets before reading the body (a browser session's CSRF check reads it
+        # earlier, stopped past the most any plan stores; the plan's size is checked after).
+        if request.method == "POST":
+            self.size_limit = team_loras.SizeLimitHandler(request=request)
+            request.upload_handlers.insert(0, self.size_limit)
+        return super().initialize_request(request, *args, **kwargs)
+
+    @extend_schema(operation_id="list_loras", responses={200: inline_serializer("LoraList", {"data": LoraSerializer(many=True)}), **errors(401, 403)},
+                   parameters=[OpenApiParameter("model", OpenApiTypes.STR, description="Only this model's.")])
+    def get(self, request):
+        actor = request_actor_allowed(request, Perm.VIEW)
+        loras = team_loras.loras_for_team(actor.team, model_name=request.query_params.get("model") or None)
+        return Response({"data": [team_loras.lora_json(lora) for lora in loras]})
+
+    @extend_schema(
+        operation_id="create_lora",
+        request={"multipart/form-data": LoraUploadSerializer},
+        responses={201: LORA_OBJECT, **errors(400, 401, 403, 413)},
+    )
+    def post(self, request):
+        actor = request_actor_allowed(request, Perm.MANAGE_LORAS)
+        self.size_limit.limit = team_loras.upload_limit_checked(actor.team)
+        lora = team_loras.lora_create(
+            team=actor.team, user=actor.user, name=request.data.get("name"), model_name=request.data.get("model"),
+            upload=request.FILES.get("file"),
+        )
+        return Response(team_loras.lora_json(lora), status=status.HTTP_201_CREATED)
+
+
+class LoraDetail(APIView):
+    @extend_schema(operation_id="get_lora", responses={200: LORA_OBJECT, **errors(401, 403, 404)})
+    def get(self, request, lora_id):
+        actor = request_actor_allowed(request, Perm.VIEW)
+        return Response(team_loras.lora_json(team_loras.lora_for_team(actor.team, lora_id)))
+
+    @extend_schema(operation_id="delete_lora", responses={204: None, **errors(401, 403, 404)})
+    def delete(self, request, lora_id):
+        """Delete a LoRA: it can no longer be asked for; videos waiting for it still get it
+        (its file goes once they have run)."""
+        actor = request_actor_allowed(request, Perm.MANAGE_LORAS)
+        team_loras.lora_delete(team_loras.lora_for_team(actor.team, lora_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class NotFound(APIView):

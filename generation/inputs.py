@@ -12,6 +12,7 @@ from core.errors import InvalidInput, Refusal
 from core.text import is_blank
 
 from . import catalog
+from .loras import loras_again
 from .models import Job
 from .params import JobParams
 
@@ -58,6 +59,7 @@ def remix_params(
     return JobParams.from_job(
         source, prompt=prompt, seed=seed, speed="standard", remix_of=source, strength=float(strength),
         **_standard_steps(source, spec),
+        loras=loras_again(source),  # the same team LoRAs, if they are still there
     )
 
 
@@ -78,7 +80,7 @@ def full_quality_params(source: Job) -> JobParams:
     spec = catalog.get_model(source.model_name)
     if spec is None:
         raise InvalidInput(f"The model {source.model_name} is not available.", code="model_unavailable", field="model")
-    params = JobParams.from_job(source, speed="standard", **_standard_steps(source, spec))
+    params = JobParams.from_job(source, speed="standard", loras=loras_again(source), **_standard_steps(source, spec))
     if source.input_image:
         with source.input_image.open("rb") as file:
             params = params.replace(input_image=file.read())

@@ -250,3 +250,37 @@ class WebhookAttempt(models.Model):
 
     class Meta:
         ordering = ["at"]
+
+
+class Lora(models.Model):
+    """A team's own LoRA adapter for one model: a safetensors file checked by
+    generation.loras before it was stored (under teams/<team id>/loras/), applied to that
+    model's jobs that ask for it at a scale. Deleting one hides it at once; its row and file
+    go once no waiting or running job refers to it (generation.loras.loras_purge_deleted)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="loras")
+    model_name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100)
+    # The storage name (default storage: S3 when configured); written by generation.loras.
+    file = models.CharField(max_length=300)
+    sha256 = models.CharField(max_length=64)
+    size_bytes = models.BigIntegerField()
+    rank = models.PositiveIntegerField()
+    modules = models.PositiveIntegerField(default=0, help_text="Layers it adapts.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "name"], condition=models.Q(deleted_at__isnull=True), name="lora_name_unique_in_team"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.model_name})"

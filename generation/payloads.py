@@ -67,7 +67,13 @@ def video(job: Job, *, base_url: str) -> dict:
         "remixed_from": str(job.remixed_from_id) if job.remixed_from_id else None,
         "strength": job.strength,
         "has_input_image": bool(job.input_image),
+        "loras": loras(job),
     }
+
+
+def loras(job: Job) -> list[dict]:
+    """The team LoRAs a job applied, as recorded at submission (not where their files are)."""
+    return [{"id": entry["id"], "name": entry["name"], "scale": entry["scale"]} for entry in job.loras or ()]
 
 
 def webhook_data(job: Job) -> dict:

@@ -42,6 +42,7 @@ def job_quote(params: JobParams) -> int:
         steps=params.steps,
         speed=params.speed,
         speed_factor=spec.speed_price_factor(params.speed),
+        loras=len(params.loras or ()),
     )
 
 

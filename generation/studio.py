@@ -5,6 +5,7 @@ Plain functions over the catalog and the plans; whether a plan allows a request 
 only by billing.quotas.check_submission, asked here with each option."""
 
 import json
+import re
 from dataclasses import dataclass, field
 
 from django import forms
@@ -15,6 +16,7 @@ from core.errors import Refusal
 
 from . import catalog
 from .forms import JobForm
+from .loras import DEFAULT_SCALE, MAX_SCALE, loras_for_job, loras_for_team
 from .params import JobParams
 from .models import Job, Speed
 
@@ -31,6 +33,7 @@ RATIOS = {name: tuple(int(part) for part in name.split(":")) for name, _ in ASPE
 # fits its limits.
 SHORT_SIDES = [32, 64, 96, 128, 256, 480, 720, 1080]
 STEP_PRESETS = [4, 8, 12, 16, 20, 25, 30, 40, 50, 75, 100]
+LORA_PICKERS = (1, 2, 3)  # generation.loras.MAX_LORAS_PER_JOB
 
 
 def resolutions(spec: catalog.ModelSpec) -> list[tuple[int, str]]:
@@ -149,6 +152,8 @@ def initial_from_job(job: Job) -> dict:
         preset = aspect_of(spec, job.width, job.height)
         if preset:
             initial["aspect_ratio"], initial["resolution"] = preset
+        for number, entry in zip(LORA_PICKERS, job.loras or (), strict=False):
+            initial[f"lora_{number}"], initial[f"lora_{number}_scale"] = entry["id"], entry["scale"]
         seconds = job.num_frames // job.fps if job.fps else 0
         if seconds and catalog.frames_for_duration(spec, seconds, job.fps) == job.num_frames:
             initial["duration"] = seconds
@@ -179,6 +184,19 @@ class StudioForm(JobForm):
     # The steps menu and the guidance box always send a value; turbo replaces them.
     SPEED_SETS_STEPS_SILENTLY = True
 
+    def __init__(self, *args, team=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.team = team
+        self.team_loras = list(loras_for_team(team)) if team is not None else []
+        choices = [("", "None"), *[(str(lora.pk), lora.name) for lora in self.team_loras]]
+        for number in LORA_PICKERS:
+            self.fields[f"lora_{number}"] = forms.CharField(
+                required=False, label=f"LoRA {number}", widget=forms.Select(choices=choices, attrs={"data-lora-select": ""})
+            )
+            self.fields[f"lora_{number}_scale"] = forms.FloatField(
+                required=False, label=f"LoRA {number} scale", widget=forms.NumberInput(attrs={"step": "0.05", "min": "0.05", "max": f"{MAX_SCALE:g}", "placeholder": f"{DEFAULT_SCALE:g}"}),
+            )
+
     # Fields a plan refusal names, as this form shows them.
     SHOWN_AS = {"width": "resolution", "height": "resolution", "num_frames": "duration"}
 
@@ -188,7 +206,34 @@ class StudioForm(JobForm):
         if spec is not None:
             self._size_from_aspect(spec, data)
             self._frames_from_duration(spec, data)
-        return super().clean()
+        cleaned = super().clean()
+        if spec is not None and self.team is not None and "model" not in self.errors:
+            self._loras(spec, cleaned)
+        return cleaned
+
+    def _loras(self, spec, cleaned) -> None:
+        """The pickers' LoRAs, resolved by the one rule (generation.loras.loras_for_job)."""
+        pickers = [number for number in LORA_PICKERS if cleaned.get(f"lora_{number}")]
+        requested = [
+            {"id": cleaned[f"lora_{number}"], "scale": cleaned.get(f"lora_{number}_scale") or DEFAULT_SCALE}
+            for number in pickers
+        ]
+        try:
+            cleaned["loras"] = loras_for_job(self.team, spec.name, requested)
+        except Refusal as refusal:
+            self.add_error(self._picker_field(refusal.field, pickers), refusal.message)
+
+    @staticmethod
+    def _picker_field(field: str | None, pickers: list[int]) -> str:
+        """`loras[1].scale` → the second filled picker's scale box; `loras` → the first picker."""
+        match = re.match(r"^loras\[(\d+)\](?:\.(\w+))?$", field or "")
+        if match is None:
+            return f"lora_{pickers[0] if pickers else 1}"
+        number = pickers[int(match[1])]
+        return f"lora_{number}_scale" if match[2] == "scale" else f"lora_{number}"
+
+    def params(self) -> JobParams:
+        return super().params().replace(loras=self.cleaned_data.get("loras"))
 
     def _size_from_aspect(self, spec, data) -> None:
         aspect, resolution = data.get("aspect_ratio"), data.get("resolution")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import lora_views, views
 
 app_name = "generation"
 
@@ -9,6 +9,8 @@ urlpatterns = [
     path("quote", views.quote, name="quote"),
     path("jobs/status", views.live_status, name="live_status"),
     path("gallery/", views.gallery, name="gallery"),
+    path("loras/", lora_views.loras_page, name="loras"),
+    path("loras/<uuid:lora_id>/delete/", lora_views.lora_delete_view, name="lora_delete"),
     path("jobs/<uuid:job_id>/", views.job_detail, name="job_detail"),
     path("jobs/<uuid:job_id>/video.mp4", views.job_video, name="job_video"),
     path("jobs/<uuid:job_id>/poster.jpg", views.job_poster, name="job_poster"),

@@ -13,12 +13,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.permissions import Perm, has_perm, require
 from accounts.selectors import request_membership
 from billing.ledger import account_for_team
+from billing.pricing import LORA_SURCHARGE
 from core.errors import Refusal
 from core.redirects import safe_next
 
 from . import catalog, payloads, studio
 from .gallery import GalleryFilters, gallery_page
 from .inputs import full_quality_params
+from .loras import MAX_SCALE
 from .models import Job
 from .ranges import file_response
 from .selectors import job_for_team
@@ -70,6 +72,12 @@ def _studio_context(request, form, membership):
         "custom_steps": chosen_steps if chosen_steps and chosen_steps not in steps_offered else "",
         "plan_hint": any(option.needs for values in options.values() for option in values if option.model == current_model),
         "advanced_fields": [form[name] for name in ADVANCED_FIELDS],
+        "lora_pickers": [(form[f"lora_{number}"], form[f"lora_{number}_scale"]) for number in studio.LORA_PICKERS],
+        "team_loras": form.team_loras,
+        "lora_max_scale": MAX_SCALE,
+        "lora_surcharge_percent": round(100 * LORA_SURCHARGE),
+        "loras_open": any(form[f"lora_{number}"].value() for number in studio.LORA_PICKERS)
+        or any(form[name].errors for number in studio.LORA_PICKERS for name in (f"lora_{number}", f"lora_{number}_scale")),
         "advanced_open": any(form[name].errors for name in ADVANCED_FIELDS),
         "models": catalog.available_models(),
         "can_generate": has_perm(membership, Perm.GENERATE),
@@ -86,7 +94,7 @@ def studio_page(request):
     membership = _membership(request, Perm.VIEW)
     if request.method == "POST":
         require(membership, Perm.GENERATE)
-        form = StudioForm(request.POST)
+        form = StudioForm(request.POST, team=membership.team)
         status = 400
         if form.is_valid():
             try:
@@ -114,18 +122,18 @@ def studio_page(request):
             initial["seed"] = None
     else:
         initial = studio.initial_defaults()
-    return render(request, "generation/studio.html", _studio_context(request, StudioForm(initial=initial), membership))
+    return render(request, "generation/studio.html", _studio_context(request, StudioForm(initial=initial, team=membership.team), membership))
 
 
 @login_required
 @require_GET
 def quote(request):
     """The price of the request in the query string, for the form to show before submitting."""
-    _team(request, Perm.VIEW)
+    team = _team(request, Perm.VIEW)
     data = request.GET.copy()
     if not data.get("prompt", "").strip():
         data["prompt"] = "price"  # the price does not depend on the words
-    form = StudioForm(data)
+    form = StudioForm(data, team=team)
     if not form.is_valid():
         return JsonResponse({"errors": {field: list(errors) for field, errors in form.errors.items()}}, status=400)
     params = form.params()

@@ -14,6 +14,7 @@ from core.text import is_blank
 from generation import catalog, payloads
 from generation.forms import JobForm
 from generation.inputs import reference_image_png
+from generation.loras import with_loras
 from generation.models import Job
 from generation.params import JobParams
 
@@ -67,8 +68,10 @@ def _one(data, name: str):
     return value
 
 
-def create_params(data, files) -> JobParams:
-    """The job a `POST /videos` asks for. Raises BadParam naming the OpenAI parameter."""
+def create_params(data, files, *, team) -> JobParams:
+    """The job a `POST /videos` asks for. Raises BadParam naming the OpenAI parameter (and,
+    for `loras`, generation.loras' refusals naming `loras[i].id` or `.scale`; 404 for an id
+    the team has no LoRA of)."""
     prompt = _one(data, "prompt")
     if not isinstance(prompt, str) or is_blank(prompt):
         raise BadParam("'prompt' is required: describe the video.", "prompt")
@@ -119,7 +122,8 @@ def create_params(data, files) -> JobParams:
         except Refusal as refusal:
             raise BadParam(refusal.message, "input_reference") from None
         params = params.replace(input_image=image)
-    return params
+    # Framecast's extra field: `loras`, [{"id", "scale"}] (a JSON string in multipart form data).
+    return with_loras(params, team, data.get("loras"))
 
 
 def video_object(job: Job) -> dict:

@@ -138,7 +138,7 @@ class Videos(OpenAIView):
         actor = self.actor(Perm.GENERATE)
 
         def create() -> Response:
-            params = create_params(request.data, request.FILES)
+            params = create_params(request.data, request.FILES, team=actor.team)
             job = job_submit(team=actor.team, user=actor.user, params=params, api_key=actor.api_key)
             return Response(video_object(job), headers={"openai-poll-after-ms": str(POLL_AFTER_MS)})
 

@@ -19,7 +19,7 @@ from accounts.api_keys import apikey_create
 from accounts.models import Invitation, Membership
 from accounts.permissions import ROLE_PERMISSIONS, Perm
 from accounts.services import user_signup
-from generation.models import Job
+from generation.models import Job, Lora
 
 from .conftest import client_for, on_plan
 
@@ -78,6 +78,8 @@ MATRIX = {
     "generation:job_share": Route("POST", "finished_job", Perm.GENERATE, {"share": "on"}, owner_status=302),
     "api:video_remix": Route("POST", "finished_job", Perm.GENERATE, {"prompt": "again"}, api=True, owner_status=201),
     "api:video_spritesheet": Route("GET", "finished_job", api=True),
+    "api:lora": Route("GET", "lora", api=True),
+    "generation:lora_delete": Route("POST", "lora", Perm.MANAGE_LORAS, owner_status=302),
     "openai:video": Route("GET", "job", api=True, key_only=True, not_found_type="invalid_request_error"),
     "openai:video_content": Route(
         "GET", "finished_job", api=True, key_only=True, not_found_type="invalid_request_error"
@@ -142,6 +144,10 @@ def world(alice, bob, charlie, acme):
             "team": lambda: acme,
             "dave_membership": member,
             "key": lambda: apikey_create(membership=alice_membership, name="acme ci")[0],
+            "lora": lambda: Lora.objects.create(
+                team=acme, model_name="framecast-tiny", name=f"ink {Lora.objects.count()}",
+                file="teams/acme/loras/none.safetensors", sha256="0" * 64, size_bytes=1, rank=4,
+            ),
             "invitation": lambda: Invitation.objects.create(
                 team=acme,
                 email=f"erin{Invitation.objects.count()}@example.com",

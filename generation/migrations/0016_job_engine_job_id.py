@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("generation", "0014_job_loras"),
+        ("generation", "0015_lora"),
     ]
 
     operations = [

@@ -91,8 +91,21 @@
     }
   }
 
+  // LoRA pickers offer the chosen model's LoRAs only; one made for another model is dropped.
+  function followModelLoras() {
+    for (const select of form.querySelectorAll("[data-lora-select]")) {
+      for (const option of Array.from(select.options).filter((option) => option.dataset.model)) {
+        const mine = option.dataset.model === model.value;
+        option.hidden = !mine;
+        option.disabled = !mine;
+        if (option.selected && !mine) select.value = "";
+      }
+    }
+  }
+
   function refresh() {
     showModelNote();
+    followModelLoras();
     followModel(resolution);
     followModel(duration);
     followModel(steps);
