@@ -372,7 +372,7 @@ def test_the_schema_states_formats_enums_and_conditional_rules(schema):
     assert set(create_body) == {"application/json"}
     fields = create["properties"]
     assert fields["webhook_url"]["oneOf"][0] == {"type": "string", "format": "uri", "pattern": "^https?://"}
-    assert schema["components"]["schemas"]["SpeedEnum"]["enum"] == ["standard", "fast"]
+    assert schema["components"]["schemas"]["SpeedEnum"]["enum"] == ["standard", "fast", "turbo"]
     assert "visible character" in fields["prompt"]["description"]
     assert fields["prompt"]["pattern"]
     assert "levels" in fields["metadata"]["description"] and "4096" in fields["metadata"]["description"]
