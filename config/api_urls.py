@@ -17,6 +17,8 @@ urlpatterns = [
     path("models", api.ModelList.as_view(), name="models"),
     path("account", billing_api.AccountView.as_view(), name="account"),
     path("usage", billing_api.UsageView.as_view(), name="usage"),
+    path("budgets", billing_api.BudgetList.as_view(), name="budgets"),
+    path("budgets/<int:budget_id>", billing_api.BudgetDetail.as_view(), name="budget"),
     path("verify", safety_api.VerifyApi.as_view(), name="verify"),
     re_path(r"^[\s\S]*$", api.NotFound.as_view()),  # [\s\S]: even a path with a newline
 ]

@@ -13,6 +13,8 @@ Reads no more than the job row, except the queue position of a job that is still
 from django.conf import settings
 from django.urls import reverse
 
+from billing import budgets
+
 from .models import Job
 from .selectors import job_eta_seconds, job_queue_position
 
@@ -72,6 +74,12 @@ def webhook_data(job: Job) -> dict:
     """The `data` of a customer webhook event (version WEBHOOK_PAYLOAD_VERSION): the video
     object as of that version, with links on the public URL."""
     return video(job, base_url=settings.FRAMECAST_PUBLIC_URL)
+
+
+def budget_alert_data(alert) -> dict:
+    """The `data` of a `budget.threshold_reached` event (version WEBHOOK_PAYLOAD_VERSION):
+    the threshold, the period, and the budget object as GET /api/v1/budgets/{id} has it."""
+    return budgets.alert_data(alert)
 
 
 def live_status(job: Job) -> dict:
