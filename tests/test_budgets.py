@@ -424,3 +424,24 @@ def test_the_ledger_stays_consistent_and_refusals_write_nothing(world, alice):
     assert CreditEntry.objects.filter(account=account).count() == entries
     assert not BudgetAlert.objects.filter(used_credits__gt=2).exists()
     assert timezone.now() - timedelta(minutes=1) < BudgetAlert.objects.first().fired_at
+
+
+# --- Operator side ---------------------------------------------------------------------
+
+
+def test_staff_see_a_teams_budgets_and_the_money_page_counts_refusals_by_budget(world, alice, admin_client):
+    team, key = world["team"], world["key"]
+    budget = make_budget(team, alice, scope="api_key", api_key=key.pk, amount_credits=1, mode="lock", period="day")
+    make_budget(team, alice, scope="team", amount_credits=900, mode="alert")
+    submit(team, alice, key)
+    for _ in range(3):
+        with pytest.raises(budgets.BudgetExceeded):
+            submit(team, alice, key)
+    from .test_billing_pages import visible_text
+
+    customer = visible_text(admin_client.get(f"/staff/teams/{team.pk}/"))
+    assert "key ci" in customer and "1 a day" in customer and "locked" in customer and "900 a month" in customer
+    assert BudgetRefusals.objects.get(budget=budget).count == 3
+    money = visible_text(admin_client.get("/staff/"))
+    assert "Submissions refused by budgets" in money
+    assert "Acme 1 credits a day, key ci 3 3 3" in money
