@@ -1,6 +1,7 @@
 """REST API v1 for a team's billing account: its plan, limits and balance, its budgets,
 and its usage export (the videos API is generation.api)."""
 
+from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -11,6 +12,7 @@ from rest_framework.views import APIView
 from accounts.permissions import Perm
 from accounts.selectors import request_actor_allowed
 from core.api_schema import errors
+from core.errors import InvalidInput
 
 from . import budgets, usage_export
 from .ledger import account_for_team
@@ -105,6 +107,12 @@ class UsageView(APIView):
             by_member, by_key = usage_this_period(account, since=since)
             body.update({"period_start": since, "by_member": _rows(by_member, "member"), "by_api_key": _rows(by_key, "api_key")})
         return Response(body)
+
+    def perform_content_negotiation(self, request, force=False):
+        try:
+            return super().perform_content_negotiation(request, force=force)
+        except Http404:  # DRF's answer to an unknown ?format=
+            raise InvalidInput("format must be json or csv.", field="format") from None
 
     def handle_exception(self, exc):
         # Errors are JSON whatever was asked for: a CSV client still reads why.

@@ -183,3 +183,8 @@ def test_the_usage_page_shows_budgets_a_daily_chart_and_keys(history, alice, bob
     assert "the whole team" in text and "5000 credits a month" in text
     assert "<svg" in response.content.decode() and "Dec 01" in text and "credits spent" in text
     assert "=reseller A" in text and "format=csv" in response.content.decode()
+
+
+def test_an_unknown_format_is_a_400_naming_it(history, client):
+    response = client.get("/api/v1/usage?format=xlsx", HTTP_AUTHORIZATION=f"Bearer {history['secret_a']}")
+    assert response.status_code == 400 and response.json()["error"]["field"] == "format"
