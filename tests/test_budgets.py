@@ -445,3 +445,6 @@ def test_staff_see_a_teams_budgets_and_the_money_page_counts_refusals_by_budget(
     money = visible_text(admin_client.get("/staff/"))
     assert "Submissions refused by budgets" in money
     assert "Acme 1 credits a day, key ci 3 3 3" in money
+    assert admin_client.get("/admin/billing/budget/").status_code == 200
+    assert admin_client.get(f"/admin/billing/budget/{budget.pk}/change/").status_code == 200
+    assert admin_client.get("/admin/billing/budgetalert/").status_code == 200
