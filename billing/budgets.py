@@ -53,7 +53,7 @@ from core.errors import InvalidInput, Refusal
 from core.text import whole_number
 from core.webhook_urls import validate_webhook_url
 
-from .models import BillingAccount, Budget, BudgetAlert, BudgetRefusals, JobCharge
+from .models import BillingAccount, Budget, BudgetAlert, BudgetRefusals, BudgetSpend, JobCharge
 
 logger = logging.getLogger(__name__)
 
@@ -131,27 +131,41 @@ class BudgetState:
 
 
 def budget_state(budget: Budget, *, now: datetime | None = None) -> BudgetState:
-    """Spent this period and held now, in one query."""
+    """Spent this period (its BudgetSpend row, else from the charges) and held now."""
     start, end = period_bounds(budget.period, now)
-    HELD, CAPTURED = JobCharge.State.HELD, JobCharge.State.CAPTURED
-    sums = (
-        _charges_in_scope(budget)
-        .filter(Q(state=HELD) | Q(state=CAPTURED, settled_at__gte=start, settled_at__lt=end))
-        .aggregate(
-            held=Sum("price_credits", filter=Q(state=HELD)), spent=Sum("price_credits", filter=Q(state=CAPTURED))
-        )
-    )
-    return BudgetState(budget, start, end, spent=sums["spent"] or 0, held=sums["held"] or 0)
+    kept = BudgetSpend.objects.filter(budget=budget, period_start=start).values_list("spent_credits", flat=True).first()
+    spent = kept if kept is not None else spent_from_charges(budget, start, end)
+    held = _charges_in_scope(budget).filter(state=JobCharge.State.HELD).aggregate(n=Sum("price_credits"))["n"] or 0
+    return BudgetState(budget, start, end, spent=spent, held=held)
 
 
-def budgets_applying(account: BillingAccount, *, member_id=None, api_key_id=None) -> list[Budget]:
-    """The budgets a job of `member_id` (made with `api_key_id`, if any) counts against."""
+def spent_from_charges(budget: Budget, start: datetime, end: datetime) -> int:
+    """The definition itself: the price of the scope's charges captured in [start, end)."""
+    captured = _charges_in_scope(budget).filter(state=JobCharge.State.CAPTURED, settled_at__gte=start, settled_at__lt=end)
+    return captured.aggregate(n=Sum("price_credits"))["n"] or 0
+
+
+def spend_record(charge: JobCharge, *, at: datetime) -> None:
+    """A charge was captured at `at` (billing.ledger, the account locked): add its price to
+    the period's spend of every budget it counts against."""
+    applying = budgets_applying(charge.account_id, member_id=charge.member_id, api_key_id=charge.via_api_key_id)
+    for budget in applying:
+        start, end = period_bounds(budget.period, at)
+        kept = BudgetSpend.objects.filter(budget=budget, period_start=start)
+        if not kept.update(spent_credits=F("spent_credits") + charge.price_credits):
+            # The period's first capture: from the charges, this one included.
+            BudgetSpend.objects.create(budget=budget, period_start=start, spent_credits=spent_from_charges(budget, start, end))
+
+
+def budgets_applying(account, *, member_id=None, api_key_id=None) -> list[Budget]:
+    """The budgets a job of `member_id` (made with `api_key_id`, if any) counts against;
+    `account`: a BillingAccount or its id."""
     target = Q(scope=Scope.TEAM)
     if member_id is not None:
         target |= Q(scope=Scope.MEMBER, member_id=member_id)
     if api_key_id is not None:
         target |= Q(scope=Scope.API_KEY, api_key_id=api_key_id)
-    return list(Budget.objects.filter(target, account=account).select_related("member", "api_key"))
+    return list(Budget.objects.filter(target, account_id=getattr(account, "pk", account)).select_related("member", "api_key"))
 
 
 def describe(budget: Budget) -> str:
@@ -529,9 +543,15 @@ def budget_update(*, actor: Actor, budget_id, data: dict) -> Budget:
     if "period" in fields:
         _conflict(budget.account, {"scope": budget.scope, "member": budget.member, "api_key": budget.api_key,
                                    "period": fields["period"]}, exclude=budget.pk)
-    for name, value in fields.items():
-        setattr(budget, name, value)
-    budget.save()
+    with transaction.atomic():
+        # Under the account's lock, as captures are: a period change drops the kept spends
+        # (a day's row must not be read as the month's), and no capture adds to them meanwhile.
+        BillingAccount.objects.select_for_update().filter(pk=budget.account_id).first()
+        if fields.get("period", budget.period) != budget.period:
+            budget.spends.all().delete()
+        for name, value in fields.items():
+            setattr(budget, name, value)
+        budget.save()
     return budget
 
 

@@ -198,6 +198,10 @@ def _settle(job_id, to_state: str) -> JobCharge | None:
     # The charge is settled at the entry's instant: a period or export window then counts
     # a job's spend exactly where the ledger has it (billing.budgets).
     JobCharge.objects.filter(pk=charge.pk).update(settled_at=entry.created_at)
+    if to_state == JobCharge.State.CAPTURED:
+        from .budgets import spend_record  # budgets reads the ledger's charges; the ledger tells it of each capture
+
+        spend_record(charge, at=entry.created_at)
     return charge
 
 

@@ -365,6 +365,20 @@ class BudgetAlert(models.Model):
         ]
 
 
+class BudgetSpend(models.Model):
+    """What a budget's scope spent (captured) in one period, kept up to date by each capture
+    in the same locked transaction (billing.ledger), so the locked core of job_submit reads
+    one row instead of summing a busy month's charges. Made from the charges themselves the
+    first time it is needed in a period; dropped when the budget's period changes."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="spends")
+    period_start = models.DateTimeField()
+    spent_credits = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["budget", "period_start"], name="one_spend_per_budget_and_period")]
+
+
 class BudgetRefusals(models.Model):
     """How many submissions a lock budget refused on one UTC day (the staff money page)."""
 

@@ -14,7 +14,7 @@ from accounts.api_keys import apikey_create
 from accounts.models import Membership
 from accounts.permissions import Actor
 from billing import budgets
-from billing.models import BillingAccount, Budget, BudgetAlert, BudgetRefusals, CreditEntry
+from billing.models import BillingAccount, Budget, BudgetAlert, BudgetRefusals, BudgetSpend, CreditEntry
 from generation import services
 from generation.inputs import remix_params
 from generation.models import Job, WebhookDelivery
@@ -280,6 +280,27 @@ def test_each_threshold_alerts_once_by_email_and_signed_webhook(
     assert sorted(mailoutbox[0].to) == ["alice@example.com", "bob@example.com"]  # owners and admins
     assert "has reached 50%" in mailoutbox[0].body and "2 of 4 credits" in mailoutbox[0].body
     assert "It only alerts" in mailoutbox[0].body
+
+
+def test_the_kept_spend_is_the_charges_sum_and_a_period_change_starts_it_afresh(world, alice, clock):
+    team, key = world["team"], world["key"]
+    old = succeed(submit(team, alice, key))  # before any budget: counted from the charges
+    budget = make_budget(team, alice, scope="api_key", api_key=key.pk, amount_credits=100, period="day")
+    assert not BudgetSpend.objects.exists() and budgets.budget_state(budget).spent == 1
+    for _ in range(3):
+        succeed(submit(team, alice, key))
+    services.job_cancel(submit(team, alice, key).id)  # released: not spent
+    kept = BudgetSpend.objects.get(budget=budget)
+    start, end = budgets.period_bounds("day")
+    assert kept.spent_credits == budgets.spent_from_charges(budget, start, end) == 4 == budgets.budget_state(budget).spent
+    # Day to month on the 1st: both periods start at the same instant, so the day's row must go.
+    clock.now = datetime(2026, 12, 2, 0, 30, tzinfo=UTC)
+    succeed(submit(team, alice, key))
+    assert budgets.budget_state(budget).spent == 1
+    budgets.budget_update(actor=owner(team, alice), budget_id=budget.pk, data={"period": "month"})
+    assert not BudgetSpend.objects.filter(budget=budget).exists()
+    budget.refresh_from_db()
+    assert budgets.budget_state(budget).spent == 5 and old.pk
 
 
 # --- Who may see and change budgets ----------------------------------------------------

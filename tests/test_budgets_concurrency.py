@@ -11,7 +11,7 @@ from django.test import Client
 from accounts.api_keys import apikey_create
 from accounts.models import Membership
 from billing import budgets
-from billing.models import BillingAccount, Budget, BudgetAlert, BudgetRefusals, CreditEntry, JobCharge
+from billing.models import BillingAccount, Budget, BudgetAlert, BudgetRefusals, BudgetSpend, CreditEntry, JobCharge
 from generation.models import Job, WebhookDelivery
 
 from .conftest import at_once, on_plan
@@ -63,6 +63,8 @@ def test_a_hundred_racing_submissions_against_a_key_budget_of_ten_twenty_times(a
         assert_ledger_agrees(team)
         end_all(team)
         assert budgets.budget_state(budget).spent == 2  # the cancelled ones came back
+        day_start, day_end = budgets.period_bounds("day")
+        assert BudgetSpend.objects.get(budget=budget).spent_credits == budgets.spent_from_charges(budget, day_start, day_end)
     account = BillingAccount.objects.get(team=team)
     assert account.held_credits == 0
     assert account.available == start - 2 * ROUNDS
