@@ -130,11 +130,15 @@ class BudgetState:
         return round(100 * self.used / self.budget.amount_credits, 1)
 
 
-def budget_state(budget: Budget, *, now: datetime | None = None) -> BudgetState:
-    """Spent this period (its BudgetSpend row, else from the charges) and held now."""
+def budget_state(budget: Budget, *, now: datetime | None = None, keep: bool = False) -> BudgetState:
+    """Spent this period (its BudgetSpend row, else from the charges) and held now.
+    `keep`: store the sum as the period's row when there is none (only with the account
+    locked, as captures update it under that lock)."""
     start, end = period_bounds(budget.period, now)
     kept = BudgetSpend.objects.filter(budget=budget, period_start=start).values_list("spent_credits", flat=True).first()
     spent = kept if kept is not None else spent_from_charges(budget, start, end)
+    if kept is None and keep:
+        BudgetSpend.objects.create(budget=budget, period_start=start, spent_credits=spent)
     held = _charges_in_scope(budget).filter(state=JobCharge.State.HELD).aggregate(n=Sum("price_credits"))["n"] or 0
     return BudgetState(budget, start, end, spent=spent, held=held)
 
@@ -230,19 +234,18 @@ def budgets_check(account: BillingAccount, *, price: int, member_id=None, api_ke
     else the thresholds it crosses. `account` must be locked by the caller."""
     crossings, refusals = [], []
     for budget in budgets_applying(account, member_id=member_id, api_key_id=api_key_id):
-        state = budget_state(budget, now=now)
+        state = budget_state(budget, now=now, keep=True)
         after = state.used + price
         if budget.mode == Mode.LOCK and after > budget.amount_credits:
             refusals.append(state)
             continue
-        fired_already = set(
-            BudgetAlert.objects.filter(budget=budget, period_start=state.period_start).values_list("threshold", flat=True)
-        )
-        crossings += [
-            (state, threshold)
-            for threshold in budget.thresholds
-            if threshold not in fired_already and after * 100 >= threshold * budget.amount_credits
-        ]
+        reached = [threshold for threshold in budget.thresholds if after * 100 >= threshold * budget.amount_credits]
+        if reached:  # most submissions reach none: no query then
+            fired_already = set(
+                BudgetAlert.objects.filter(budget=budget, period_start=state.period_start, threshold__in=reached)
+                .values_list("threshold", flat=True)
+            )
+            crossings += [(state, threshold) for threshold in reached if threshold not in fired_already]
     if refusals:
         raise _refusal(min(refusals, key=lambda state: state.remaining), price)
     return Admission(crossings=crossings, price=price)
