@@ -19,6 +19,12 @@ Definitions, from the credit ledger (billing.ledger; one JobCharge per job, sett
   a month from the 1st, 00:00 UTC. The next period starts from nothing spent; what is still
   held stays held.
 
+A period's spent credits are kept in a BudgetSpend row, so the locked core reads one row
+rather than summing a busy month of charges: the row is made from the charges the first
+time it is needed (`spent_from_charges`, the definition above) and then each capture adds
+its price in the ledger's locked transaction (`spend_record`); both happen with the team's
+account locked, so the row equals the sum (tests check it).
+
 Rules, applied in generation.services' locked core of job_submit (the team's billing
 account is locked, so concurrent submissions of a team are decided one after another):
 
