@@ -5,7 +5,7 @@ from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import renderers, status
+from rest_framework import renderers, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -127,6 +127,34 @@ def _rows(usage, label):
     ]
 
 
+class BudgetCreateSerializer(serializers.Serializer):
+    """The request body (documentation: the rules live in billing.budgets)."""
+
+    scope = serializers.ChoiceField(choices=["team", "member", "api_key"])
+    member = serializers.CharField(required=False, help_text="With scope member: the member's email or user id.")
+    api_key = serializers.CharField(required=False, help_text="With scope api_key: the key's id or its fc_xxxxxxxx prefix.")
+    amount_credits = serializers.IntegerField(min_value=1, max_value=1_000_000_000)
+    period = serializers.ChoiceField(choices=["day", "week", "month"], help_text="UTC calendar periods.")
+    mode = serializers.ChoiceField(choices=["alert", "lock"], required=False, default="alert")
+    thresholds = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=100), required=False, max_length=10,
+        help_text="Percentages that alert once per period; default [50, 80, 100].",
+    )
+    name = serializers.CharField(required=False, max_length=100, allow_blank=True)
+    webhook_url = serializers.URLField(required=False, allow_blank=True,
+                                       help_text="Receives budget.threshold_reached, signed like the video events.")
+
+
+class BudgetUpdateSerializer(serializers.Serializer):
+    amount_credits = serializers.IntegerField(min_value=1, max_value=1_000_000_000, required=False)
+    period = serializers.ChoiceField(choices=["day", "week", "month"], required=False)
+    mode = serializers.ChoiceField(choices=["alert", "lock"], required=False)
+    thresholds = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=100), required=False,
+                                       max_length=10)
+    name = serializers.CharField(required=False, max_length=100, allow_blank=True)
+    webhook_url = serializers.URLField(required=False, allow_blank=True)
+
+
 class BudgetList(APIView):
     """The team's budgets that the caller may see (owners and admins: all; a member: the
     team's and their own; an API key: the team's, its own and its maker's), with this
@@ -139,7 +167,7 @@ class BudgetList(APIView):
 
     @extend_schema(
         operation_id="create_budget",
-        request=OpenApiTypes.OBJECT,
+        request=BudgetCreateSerializer,
         responses={201: OpenApiTypes.OBJECT, **errors(400, 401, 403, 404, 409)},
     )
     def post(self, request):
@@ -156,7 +184,7 @@ class BudgetDetail(APIView):
 
     @extend_schema(
         operation_id="update_budget",
-        request=OpenApiTypes.OBJECT,
+        request=BudgetUpdateSerializer,
         responses={200: OpenApiTypes.OBJECT, **errors(400, 401, 403, 404, 409)},
     )
     def patch(self, request, budget_id):
