@@ -143,7 +143,7 @@ def usage_page(request):
         "chart": daily_chart(by_day.rows, start=start, days=CHART_DAYS),
         "by_day": by_day,
         "by_key": by_key,
-        "csv_links": [(group, f"{api}?{window}&group_by={group}&format=csv") for group in usage_export.GROUPS],
+        "csv_links": [(group.replace("_", " "), f"{api}?{window}&group_by={group}&format=csv") for group in usage_export.GROUPS],
         "can_manage": has_perm(actor, Perm.MANAGE_BUDGETS),
     })
 

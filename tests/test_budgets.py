@@ -223,7 +223,7 @@ def test_the_studio_shows_the_refusal_and_the_alert_notice(world, alice, bob):
     assert refused.status_code == 402
     assert "would pass the monthly budget of the team" in page_text(refused)
     studio = page_text(bob_browser.get("/"))
-    assert "budget of the team reached 100%: 1 of 1 credits spent or held" in " ".join(studio.split())
+    assert "budget of the team is at 100%, past its 100% alert: 1 of 1 credits spent or held" in " ".join(studio.split())
 
 
 # --- Alerts and period roll-over (frozen time) -----------------------------------------
