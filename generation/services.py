@@ -74,7 +74,7 @@ class Submission:
 
 def job_submit(*, team, user, params: JobParams, api_key=None, webhook_url: str = "", metadata=None) -> Job:
     """Check the plan's limits, hold the price, record the job and queue it once committed.
-    Raises a core.errors.Refusal (moderation, plan, backlog) with nothing written."""
+    Raises a core.errors.Refusal (moderation, plan, backlog, budget) with nothing written."""
     submission = _submission_prepare(team=team, user=user, params=params, via_api=api_key is not None)
     with budgets.refusals_counted():
         return _submission_admit(submission, team=team, user=user, api_key=api_key, webhook_url=webhook_url, metadata=metadata)
