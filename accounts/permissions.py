@@ -21,6 +21,7 @@ class Perm(StrEnum):
     MANAGE_KEYS = "manage_keys"  # create and revoke API keys
     RENAME_TEAM = "rename_team"
     MANAGE_BILLING = "manage_billing"
+    MANAGE_BUDGETS = "manage_budgets"  # set, change and delete spend budgets
     DELETE_TEAM = "delete_team"
     MANAGE_LORAS = "manage_loras"  # upload and delete the team's LoRAs (generation.loras)
 
@@ -30,7 +31,8 @@ Role = Membership.Role
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     Role.OWNER: frozenset(Perm),
     Role.ADMIN: frozenset(
-        {Perm.GENERATE, Perm.VIEW, Perm.MANAGE_MEMBERS, Perm.MANAGE_KEYS, Perm.RENAME_TEAM, Perm.MANAGE_LORAS}
+        {Perm.GENERATE, Perm.VIEW, Perm.MANAGE_MEMBERS, Perm.MANAGE_KEYS, Perm.RENAME_TEAM, Perm.MANAGE_LORAS,
+         Perm.MANAGE_BUDGETS}
     ),
     Role.MEMBER: frozenset({Perm.GENERATE, Perm.VIEW}),
 }
@@ -42,6 +44,7 @@ PERM_DESCRIPTIONS: dict[Perm, str] = {
     Perm.MANAGE_KEYS: "manage API keys",
     Perm.RENAME_TEAM: "rename the team",
     Perm.MANAGE_BILLING: "manage billing",
+    Perm.MANAGE_BUDGETS: "change budgets",
     Perm.DELETE_TEAM: "delete the team",
     Perm.MANAGE_LORAS: "upload or delete the team's LoRAs",
 }

@@ -2,7 +2,9 @@ from django import forms
 from django.contrib import admin, messages
 
 from . import ledger
-from .models import BillingAccount, CreditEntry, CreditPack, JobCharge, Plan, StripeEvent, UsageReport
+from .models import (
+    BillingAccount, Budget, BudgetAlert, CreditEntry, CreditPack, JobCharge, Plan, StripeEvent, UsageReport,
+)
 
 
 @admin.register(Plan)
@@ -90,3 +92,28 @@ class StripeEventAdmin(admin.ModelAdmin):
 class UsageReportAdmin(admin.ModelAdmin):
     list_display = ["identifier", "account", "value", "created_at", "sent_at", "attempts"]
     readonly_fields = ["identifier", "account", "event_name", "value", "created_at", "sent_at", "attempts", "last_error"]
+
+
+@admin.register(Budget)
+class BudgetAdmin(admin.ModelAdmin):
+    """Raw records: customers set budgets on their Budgets page (billing.budgets checks them)."""
+
+    list_display = ["pk", "account", "scope", "member", "api_key", "amount_credits", "period", "mode", "updated_at"]
+    list_filter = ["scope", "period", "mode"]
+    raw_id_fields = ["account", "member", "api_key", "created_by"]
+    readonly_fields = ["account", "scope", "member", "api_key", "created_by", "created_at", "updated_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(BudgetAlert)
+class BudgetAlertAdmin(admin.ModelAdmin):
+    list_display = ["budget", "period_start", "threshold", "used_credits", "amount_credits", "fired_at"]
+    readonly_fields = ["budget", "period_start", "threshold", "used_credits", "amount_credits", "job_id", "fired_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

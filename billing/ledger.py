@@ -130,7 +130,15 @@ def credits_adjust(team, *, amount: int, actor: str, note: str) -> CreditEntry:
 
 
 def credits_hold(
-    account: BillingAccount, *, job_id, price: int, video_seconds: float, api_key_id=None, member_id=None
+    account: BillingAccount,
+    *,
+    job_id,
+    price: int,
+    video_seconds: float,
+    api_key_id=None,
+    member_id=None,
+    model_name: str = "",
+    pool: str = "",
 ) -> JobCharge:
     """Hold a job's price on a locked account: plan credits first, then purchased ones.
     Plans with metered overage may hold less than the price; the rest is billed as usage."""
@@ -150,6 +158,8 @@ def credits_hold(
         video_seconds=video_seconds,
         via_api_key_id=api_key_id,
         member_id=member_id,
+        model_name=model_name,
+        pool=pool,
     )
     _append(account, Kind.HOLD, subscription=-from_subscription, purchased=-from_purchased, held=covered, job_id=job_id)
     return charge
@@ -167,7 +177,7 @@ def _settle(job_id, to_state: str) -> JobCharge | None:
         return None
     held = charge.from_subscription + charge.from_purchased
     if to_state == JobCharge.State.CAPTURED:
-        _append(account, Kind.CAPTURE, held=-held, job_id=job_id)
+        entry = _append(account, Kind.CAPTURE, held=-held, job_id=job_id)
         if account.plan.metered_overage and charge.overage_credits:
             # Only the part of the video the balance did not pay for is billed as usage.
             UsageReport.objects.create(
@@ -177,7 +187,7 @@ def _settle(job_id, to_state: str) -> JobCharge | None:
                 value=round(charge.video_seconds * charge.overage_credits / charge.price_credits, 3),
             )
     else:
-        _append(
+        entry = _append(
             account,
             Kind.RELEASE,
             subscription=charge.from_subscription,
@@ -185,6 +195,13 @@ def _settle(job_id, to_state: str) -> JobCharge | None:
             held=-held,
             job_id=job_id,
         )
+    # The charge is settled at the entry's instant: a period or export window then counts
+    # a job's spend exactly where the ledger has it (billing.budgets).
+    JobCharge.objects.filter(pk=charge.pk).update(settled_at=entry.created_at)
+    if to_state == JobCharge.State.CAPTURED:
+        from .budgets import spend_record  # budgets reads the ledger's charges; the ledger tells it of each capture
+
+        spend_record(charge, at=entry.created_at)
     return charge
 
 

@@ -203,11 +203,23 @@ class JobCharge(models.Model):
     via_api_key_id = models.BigIntegerField(null=True, blank=True)
     # The member who submitted the job (its usage row), kept after the job is deleted.
     member_id = models.BigIntegerField(null=True, blank=True)
+    # What the job ran on, kept here for the usage export (also after the job is deleted).
+    model_name = models.CharField(max_length=100, blank=True, default="")
+    pool = models.CharField(max_length=50, blank=True, default="")
     state = models.CharField(max_length=10, choices=State.choices, default=State.HELD, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The same instant as the capture's or release's CreditEntry (billing.ledger), so that
+    # windows over charges and over the ledger count the same jobs.
     settled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        # Budgets and the usage export sum a team's, a key's or a member's settled charges
+        # over a period.
+        indexes = [
+            models.Index(fields=["account", "state", "settled_at"], name="charge_account_settled"),
+            models.Index(fields=["via_api_key_id", "state", "settled_at"], name="charge_key_settled"),
+            models.Index(fields=["member_id", "state", "settled_at"], name="charge_member_settled"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(price_credits=models.F("from_subscription") + models.F("from_purchased") + models.F("overage_credits")),
@@ -275,3 +287,113 @@ class Payment(models.Model):
     @property
     def amount(self) -> Decimal:
         return Decimal(self.amount_cents) / 100
+
+
+class Budget(models.Model):
+    """A spending limit set by a team's owner or admin on the whole team, one member or one
+    API key, per UTC calendar day, week or month. `alert` budgets only notify; `lock`
+    budgets also refuse new jobs that would take the period's spend past the amount.
+    The rules are billing.budgets."""
+
+    class Scope(models.TextChoices):
+        TEAM = "team", "Team"
+        MEMBER = "member", "Member"
+        API_KEY = "api_key", "API key"
+
+    class Period(models.TextChoices):
+        DAY = "day", "Day"
+        WEEK = "week", "Week"
+        MONTH = "month", "Month"
+
+    class Mode(models.TextChoices):
+        ALERT = "alert", "Alert only"
+        LOCK = "lock", "Lock"
+
+    account = models.ForeignKey(BillingAccount, on_delete=models.CASCADE, related_name="budgets")
+    scope = models.CharField(max_length=10, choices=Scope.choices)
+    # The member's user (their jobs in the studio and through the keys they made), or the key.
+    member = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.CASCADE, related_name="budgets")
+    name = models.CharField(max_length=100, blank=True, default="")
+    amount_credits = models.PositiveIntegerField()
+    period = models.CharField(max_length=5, choices=Period.choices)
+    mode = models.CharField(max_length=5, choices=Mode.choices, default=Mode.ALERT)
+    # Percentages of the amount, ascending; each fires once per period.
+    thresholds = models.JSONField(default=list)
+    # Where `budget.threshold_reached` events are POSTed (Standard Webhooks, the team's secret).
+    webhook_url = models.URLField(max_length=2000, blank=True, default="")
+    created_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["scope", "period", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(scope="team", member=None, api_key=None)
+                    | Q(scope="member", member__isnull=False, api_key=None)
+                    | Q(scope="api_key", member=None, api_key__isnull=False)
+                ),
+                name="budget_target_matches_scope",
+            ),
+            models.CheckConstraint(condition=Q(amount_credits__gt=0), name="budget_amount_positive"),
+            # One budget per target and period (a daily and a monthly one may coexist).
+            models.UniqueConstraint(
+                fields=["account", "period"], condition=Q(scope="team"), name="one_team_budget_per_period"
+            ),
+            models.UniqueConstraint(
+                fields=["account", "member", "period"], condition=Q(scope="member"), name="one_member_budget_per_period"
+            ),
+            models.UniqueConstraint(
+                fields=["api_key", "period"], condition=Q(scope="api_key"), name="one_key_budget_per_period"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_period_display()} budget of {self.amount_credits} credits ({self.scope})"
+
+
+class BudgetAlert(models.Model):
+    """A threshold of a budget reached in one period: the unique row is what makes each
+    alert fire once, however many submissions race past it."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="alerts")
+    period_start = models.DateTimeField()
+    threshold = models.PositiveSmallIntegerField(help_text="Percent of the amount.")
+    amount_credits = models.PositiveIntegerField(help_text="The budget's amount when it fired.")
+    used_credits = models.PositiveIntegerField(help_text="Spent + held, this job included, when it fired.")
+    job_id = models.UUIDField(null=True, blank=True)
+    fired_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-fired_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["budget", "period_start", "threshold"], name="one_alert_per_budget_period_threshold")
+        ]
+
+
+class BudgetSpend(models.Model):
+    """What a budget's scope spent (captured) in one period, kept up to date by each capture
+    in the same locked transaction (billing.ledger), so the locked core of job_submit reads
+    one row instead of summing a busy month's charges. Made from the charges themselves the
+    first time it is needed in a period; dropped when the budget's period changes."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="spends")
+    period_start = models.DateTimeField()
+    spent_credits = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["budget", "period_start"], name="one_spend_per_budget_and_period")]
+
+
+class BudgetRefusals(models.Model):
+    """How many submissions a lock budget refused on one UTC day (the staff money page)."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="refusals")
+    day = models.DateField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "budget refusals"
+        constraints = [models.UniqueConstraint(fields=["budget", "day"], name="one_refusal_count_per_budget_and_day")]

@@ -20,6 +20,8 @@ urlpatterns = [
     path("loras/<uuid:lora_id>", api.LoraDetail.as_view(), name="lora"),
     path("account", billing_api.AccountView.as_view(), name="account"),
     path("usage", billing_api.UsageView.as_view(), name="usage"),
+    path("budgets", billing_api.BudgetList.as_view(), name="budgets"),
+    path("budgets/<int:budget_id>", billing_api.BudgetDetail.as_view(), name="budget"),
     path("verify", safety_api.VerifyApi.as_view(), name="verify"),
     re_path(r"^[\s\S]*$", api.NotFound.as_view()),  # [\s\S]: even a path with a newline
 ]

@@ -34,19 +34,29 @@ ERROR_TYPES = {
 
 
 def error_response(
-    status_code: int, message: str, *, fields: dict | None = None, headers=None, error_type: str | None = None
+    status_code: int,
+    message: str,
+    *,
+    fields: dict | None = None,
+    headers=None,
+    error_type: str | None = None,
+    details: dict | None = None,
 ) -> Response:
     body = {"type": error_type or ERROR_TYPES.get(status_code, "error"), "message": message}
     if fields:
         body["field"] = next(iter(fields))
         body["fields"] = fields
+    body.update(details or {})
     body["request_id"] = current_request_id.get()
     return Response({"error": body}, status=status_code, headers=headers)
 
 
 def refusal_response(refusal: Refusal, *, headers=None) -> Response:
     """The REST API's answer to a domain refusal: its status, its code as `error.type`."""
-    return error_response(refusal.status, refusal.message, fields=refusal.fields, headers=headers, error_type=refusal.code)
+    return error_response(
+        refusal.status, refusal.message, fields=refusal.fields, headers=headers, error_type=refusal.code,
+        details=refusal.details,
+    )
 
 
 def _flatten(detail) -> dict[str, list[str]]:

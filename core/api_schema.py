@@ -17,6 +17,10 @@ class ErrorBody(serializers.Serializer):
     message = serializers.CharField(help_text="What went wrong and how to fix it, for people.")
     field = serializers.CharField(required=False, help_text="The request field at fault, when there is one.")
     fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+    budget = serializers.DictField(
+        required=False, help_text="With `budget_exceeded`: the budget the job would pass (GET /budgets/{id}'s object) "
+        "and the job's `price_credits`.",
+    )
     request_id = serializers.CharField(help_text="Quote it when you contact support; also in X-Request-ID.")
 
 

@@ -17,6 +17,9 @@ class Refusal(Exception):
 
     status = 400
     code = "invalid_request"
+    # More of the answer for machines, added to the REST API's error object (e.g. the
+    # budget a job would pass).
+    details: dict | None = None
 
     def __init__(
         self,

@@ -221,12 +221,13 @@ class IdempotencyRecord(models.Model):
 
 
 class WebhookDelivery(models.Model):
-    """One event to POST to a job's webhook_url, retried with backoff until delivered or
+    """One event to POST to a job's webhook_url (or a budget's), retried with backoff until delivered or
     given up; every attempt is kept (WebhookAttempt) and shown to the team."""
 
     id = models.CharField(primary_key=True, max_length=40)  # the `webhook-id` header: msg_...
     team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="webhook_deliveries")
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    # None for the team's account events (budget.threshold_reached).
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.CASCADE, related_name="webhook_deliveries")
     event_type = models.CharField(max_length=40)
     url = models.URLField(max_length=2000)
     payload = models.JSONField()

@@ -14,6 +14,8 @@ worker (one query, generation.readiness). Ending jobs and their webhooks never p
 from django.conf import settings
 from django.urls import reverse
 
+from billing import budgets
+
 from . import readiness
 from .models import Job
 from .selectors import job_eta_seconds, job_queue_position
@@ -80,6 +82,12 @@ def webhook_data(job: Job) -> dict:
     """The `data` of a customer webhook event (version WEBHOOK_PAYLOAD_VERSION): the video
     object as of that version, with links on the public URL."""
     return video(job, base_url=settings.FRAMECAST_PUBLIC_URL)
+
+
+def budget_alert_data(alert) -> dict:
+    """The `data` of a `budget.threshold_reached` event (version WEBHOOK_PAYLOAD_VERSION):
+    the threshold, the period, and the budget object as GET /api/v1/budgets/{id} has it."""
+    return budgets.alert_data(alert)
 
 
 def live_status(job: Job) -> dict:

@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from billing import ledger, pricing, quotas
+from billing import budgets, ledger, pricing, quotas
 from billing.models import BillingAccount
 from core.outages import retrying_while_database_unavailable
 
@@ -77,9 +77,10 @@ class Submission:
 
 def job_submit(*, team, user, params: JobParams, api_key=None, webhook_url: str = "", metadata=None) -> Job:
     """Check the plan's limits, hold the price, record the job and queue it once committed.
-    Raises a core.errors.Refusal (moderation, plan, backlog) with nothing written."""
+    Raises a core.errors.Refusal (moderation, plan, backlog, budget) with nothing written."""
     submission = _submission_prepare(team=team, user=user, params=params, via_api=api_key is not None)
-    return _submission_admit(submission, team=team, user=user, api_key=api_key, webhook_url=webhook_url, metadata=metadata)
+    with budgets.refusals_counted():
+        return _submission_admit(submission, team=team, user=user, api_key=api_key, webhook_url=webhook_url, metadata=metadata)
 
 
 def _submission_prepare(*, team, user, params: JobParams, via_api: bool) -> Submission:
@@ -134,6 +135,8 @@ def _submission_admit(submission: Submission, *, team, user, api_key, webhook_ur
         if cached is not None:
             return _job_reuse(cached, fields)
         throttled = quotas.check_admission(plan, **_team_queue_counts(team))
+        member_id, api_key_id = (user.pk if user is not None else None), (api_key.pk if api_key else None)
+        spend = budgets.budgets_check(account, price=submission.price, member_id=member_id, api_key_id=api_key_id)
         state = Job.State.THROTTLED if throttled else Job.State.QUEUED
         job = Job.objects.create(
             **fields,
@@ -150,9 +153,12 @@ def _submission_admit(submission: Submission, *, team, user, api_key, webhook_ur
             job_id=job.id,
             price=submission.price,
             video_seconds=job.duration_seconds,
-            api_key_id=api_key.pk if api_key else None,
-            member_id=user.pk if user is not None else None,
+            api_key_id=api_key_id,
+            member_id=member_id,
+            model_name=job.model_name,
+            pool=job.pool,
         )
+        spend.record(job_id=job.id, notify=webhooks.budget_alert_enqueue)
         if state == Job.State.QUEUED:
             transaction.on_commit(lambda: job_dispatch(job))
     return job

@@ -10,8 +10,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.permissions import Perm, has_perm, require
+from accounts.permissions import Actor, Perm, has_perm, require
 from accounts.selectors import request_membership
+from billing import budgets
 from billing.ledger import account_for_team
 from billing.pricing import LORA_SURCHARGE
 from core.errors import Refusal
@@ -83,6 +84,7 @@ def _studio_context(request, form, membership):
         "can_generate": has_perm(membership, Perm.GENERATE),
         "live_jobs": _with_live_status(jobs.filter(state__in=[Job.State.THROTTLED, *Job.ACTIVE]).order_by("created_at")),
         "recent_jobs": jobs.filter(state__in=Job.TERMINAL)[:RECENT_IN_STUDIO],
+        "budget_notices": budgets.notices(Actor(team=team, user=membership.user, membership=membership)),
     }
 
 

@@ -14,7 +14,6 @@ import base64
 import hashlib
 import hmac
 import http.client
-import ipaddress
 import json
 import logging
 import socket
@@ -29,6 +28,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from core.webhook_urls import validate_webhook_url, webhook_addresses  # noqa: F401 - also used from here
+
+from . import payloads
 from .models import Job, WebhookAttempt, WebhookDelivery
 
 logger = logging.getLogger(__name__)
@@ -42,61 +44,6 @@ DELIVER_TASK = "generation.deliver_webhook"
 
 def webhooks_queue() -> str:
     return f"{settings.FRAMECAST_QUEUE_PREFIX}webhooks"
-
-
-def validate_webhook_url(url: str) -> str:
-    """http(s) only, and — unless FRAMECAST_WEBHOOKS_ALLOW_PRIVATE — never an address inside
-    our own network (a webhook must not become a way to reach internal services)."""
-    webhook_addresses(url)
-    return url
-
-
-def webhook_addresses(url: str) -> list[str]:
-    """The addresses `url` may be delivered to now, checked: the delivery connects to one of
-    these, not to whatever a second DNS lookup says (a rebinding host could answer with a
-    private address between the check and the connection). Raises ValidationError.
-
-    With FRAMECAST_WEBHOOKS_LOOPBACK_ONLY (the test suite), host names other than
-    localhost are never looked up: their list is empty and nothing is sent to them."""
-    # A URI is ASCII with no spaces or controls (RFC 3986, the schema's `format: uri`).
-    if not url.isascii() or any(char.isspace() or not char.isprintable() for char in url):
-        raise ValidationError({"webhook_url": "Webhook URL must be ASCII without spaces: write an international host "
-                                              "name in its xn-- form and percent-encode the rest."})
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # e.g. an unclosed IPv6 bracket
-        parts = None
-    if parts is None or parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ValidationError({"webhook_url": "Webhook URL must be an http:// or https:// address."})
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise ValidationError({"webhook_url": "Webhook URL has a port that is not a number from 1 to 65535."}) from None
-    literal = _ip_literal(parts.hostname)
-    loopback_only = settings.FRAMECAST_WEBHOOKS_LOOPBACK_ONLY
-    if literal is not None:
-        addresses = [str(literal)]
-    elif loopback_only and parts.hostname != "localhost":
-        return []  # never looked up
-    else:
-        try:
-            addresses = sorted({info[4][0] for info in socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)})
-        except (socket.gaierror, UnicodeError):
-            raise ValidationError({"webhook_url": f"Webhook host {parts.hostname!r} does not resolve."}) from None
-    if not settings.FRAMECAST_WEBHOOKS_ALLOW_PRIVATE and any(
-        not ipaddress.ip_address(address.split("%")[0]).is_global for address in addresses
-    ):
-        raise ValidationError({"webhook_url": "Webhook URL must be a public address, not a private or local one."})
-    if loopback_only and not all(ipaddress.ip_address(address.split("%")[0]).is_loopback for address in addresses):
-        return []
-    return addresses
-
-
-def _ip_literal(host: str):
-    try:
-        return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
@@ -144,12 +91,27 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
 def webhook_enqueue(job: Job, event_type: str, payload: dict, *, version: str) -> WebhookDelivery:
     """Record an event for the job's webhook (in the caller's transaction) and send it once
     that commits. `version`: the payload's (generation.payloads.WEBHOOK_PAYLOAD_VERSION)."""
+    return _event_enqueue(team_id=job.team_id, job=job, url=job.webhook_url, event_type=event_type, payload=payload,
+                          version=version)
+
+
+def budget_alert_enqueue(alert) -> WebhookDelivery:
+    """`budget.threshold_reached` to the budget's webhook_url (a billing.BudgetAlert that has
+    just fired), signed and retried like the video events."""
+    budget = alert.budget
+    return _event_enqueue(
+        team_id=budget.account.team_id, job=None, url=budget.webhook_url, event_type="budget.threshold_reached",
+        payload=payloads.budget_alert_data(alert), version=payloads.WEBHOOK_PAYLOAD_VERSION,
+    )
+
+
+def _event_enqueue(*, team_id, job: Job | None, url: str, event_type: str, payload: dict, version: str) -> WebhookDelivery:
     delivery = WebhookDelivery.objects.create(
         id=f"msg_{uuid.uuid4().hex}",
-        team_id=job.team_id,
+        team_id=team_id,
         job=job,
         event_type=event_type,
-        url=job.webhook_url,
+        url=url,
         payload={"type": event_type, "timestamp": timezone.now().isoformat(), "api_version": version, "data": payload},
         payload_version=version,
         next_attempt_at=timezone.now(),

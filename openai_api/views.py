@@ -58,7 +58,12 @@ def openai_error(status_code: int, message: str, *, param=None, code=None, error
 
 def refusal_error(refusal: Refusal) -> Response:
     """Framecast's refusals in the codes OpenAI clients already handle: an exhausted balance
-    is OpenAI's 429 `insufficient_quota`."""
+    is OpenAI's 429 `insufficient_quota`; a budget's lock is a 429 `budget_exceeded` (as OpenAI
+    answers a project's spend limit), which the SDK is told not to retry: it lifts only when
+    the period resets or the budget is raised."""
+    if refusal.code == "budget_exceeded":
+        return openai_error(429, refusal.message, code="budget_exceeded", error_type="insufficient_quota",
+                            headers={"x-should-retry": "false"})
     if refusal.status == 402:
         return openai_error(429, refusal.message, code="insufficient_quota", error_type="insufficient_quota")
     if refusal.field and refusal.status == 403:

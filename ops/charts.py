@@ -1,41 +1,9 @@
 """Charts drawn on the server as SVG shapes (no script, no network): each function returns
 the geometry the template turns into <rect> and <text> elements, styled from ops.css."""
 
-from dataclasses import dataclass
 from decimal import Decimal
 
-
-@dataclass
-class Bar:
-    x: float
-    y: float
-    width: float
-    height: float
-    css: str
-    title: str
-
-
-@dataclass
-class Label:
-    x: float
-    y: float
-    text: str
-    anchor: str = "middle"
-
-
-@dataclass
-class Chart:
-    width: int
-    height: int
-    bars: list[Bar]
-    labels: list[Label]
-    legend: list[tuple[str, str]]  # (css class, name)
-    description: str
-
-
-def _scale(values) -> float:
-    top = max((float(v) for v in values), default=0.0)
-    return top if top > 0 else 1.0
+from core.charts import Bar, Chart, Label, scale as _scale
 
 
 def daily_chart(days, *, width: int = 720, height: int = 220) -> Chart:

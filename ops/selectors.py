@@ -2,14 +2,15 @@
 billing account (billing.ledger.account_for_team would)."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Q, Sum
 from django.utils import timezone
 
 from accounts.models import Membership, Team
-from billing.models import BillingAccount, CreditEntry, Payment
+from billing import budgets
+from billing.models import BillingAccount, Budget, BudgetRefusals, CreditEntry, Payment
 from core.text import whole_number
 from generation.models import Job
 
@@ -43,6 +44,7 @@ class TeamDetail:
     paid_total: Decimal
     payments: list[Payment]
     audit: list[AuditEntry]
+    budgets: list  # billing.budgets.BudgetState, with `refusals_30d` on each budget
 
 
 def team_detail(team: Team, *, now: datetime | None = None, limit: int = 50) -> TeamDetail:
@@ -70,4 +72,41 @@ def team_detail(team: Team, *, now: datetime | None = None, limit: int = 50) -> 
         paid_total=paid,
         payments=payments,
         audit=list(AuditEntry.objects.filter(target_type="team", target_id=str(team.pk))[:limit]),
+        budgets=_budget_states(account, now=now),
     )
+
+
+def _budget_states(account: BillingAccount | None, *, now: datetime) -> list:
+    if account is None:
+        return []
+    since = (now - timedelta(days=29)).date()
+    team_budgets = Budget.objects.filter(account=account).select_related("member", "api_key").annotate(
+        refusals_30d=Sum("refusals__count", filter=Q(refusals__day__gte=since))
+    )
+    return [budgets.budget_state(budget, now=now) for budget in team_budgets]
+
+
+@dataclass
+class BudgetRefusalRow:
+    budget: Budget
+    today: int
+    week: int
+    month: int
+
+
+def budget_refusals(*, now: datetime | None = None, limit: int = 20) -> list[BudgetRefusalRow]:
+    """The lock budgets that refused most submissions over 30 UTC days (the money page)."""
+    today = (now or timezone.now()).astimezone(UTC).date()
+    rows = (
+        BudgetRefusals.objects.filter(day__gte=today - timedelta(days=29))
+        .values("budget_id")
+        .annotate(
+            month=Sum("count"),
+            week=Sum("count", filter=Q(day__gte=today - timedelta(days=6))),
+            today=Sum("count", filter=Q(day=today)),
+        )
+        .order_by("-month", "budget_id")[:limit]
+    )
+    found = {b.pk: b for b in Budget.objects.filter(pk__in=[r["budget_id"] for r in rows])
+             .select_related("account__team", "member", "api_key")}
+    return [BudgetRefusalRow(found[r["budget_id"]], r["today"] or 0, r["week"] or 0, r["month"] or 0) for r in rows]

@@ -31,6 +31,7 @@ def money(request):
     return render(request, "ops/money.html", {
         "section": "money", "m": figures,
         "daily_chart": charts.daily_chart(figures.days), "model_chart": charts.model_chart(figures.by_model),
+        "budget_refusals": selectors.budget_refusals(now=figures.now),
     })
 
 

@@ -80,6 +80,9 @@ MATRIX = {
     "api:video_spritesheet": Route("GET", "finished_job", api=True),
     "api:lora": Route("GET", "lora", api=True),
     "generation:lora_delete": Route("POST", "lora", Perm.MANAGE_LORAS, owner_status=302),
+    "api:budget": Route("GET", "budget", api=True),  # a team budget: every member sees it
+    "billing:budget_change": Route("POST", "budget", Perm.MANAGE_BUDGETS, {"amount_credits": "7"}, owner_status=302),
+    "billing:budget_remove": Route("POST", "budget", Perm.MANAGE_BUDGETS, owner_status=302),
     "openai:video": Route("GET", "job", api=True, key_only=True, not_found_type="invalid_request_error"),
     "openai:video_content": Route(
         "GET", "finished_job", api=True, key_only=True, not_found_type="invalid_request_error"
@@ -134,6 +137,14 @@ def world(alice, bob, charlie, acme):
         user = user_signup(email=f"dave{n}@example.com", password="correct horse battery")
         return Membership.objects.create(team=acme, user=user, role=Membership.Role.MEMBER)
 
+    def budget():
+        from billing.ledger import account_for_team
+        from billing.models import Budget
+
+        Budget.objects.filter(account__team=acme).delete()  # one team budget a period: the caller's own
+        return Budget.objects.create(account=account_for_team(acme), scope="team", amount_credits=10, period="day",
+                                     thresholds=[50])
+
     _, charlie_secret = apikey_create(membership=Membership.objects.get(user=charlie), name="charlie ci")
     on_plan(acme, "pro")  # API access and credits, so that remixes go through
     return {
@@ -143,6 +154,7 @@ def world(alice, bob, charlie, acme):
             "finished_job": finished_job,
             "team": lambda: acme,
             "dave_membership": member,
+            "budget": budget,
             "key": lambda: apikey_create(membership=alice_membership, name="acme ci")[0],
             "lora": lambda: Lora.objects.create(
                 team=acme, model_name="framecast-tiny", name=f"ink {Lora.objects.count()}",
