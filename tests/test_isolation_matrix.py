@@ -32,6 +32,8 @@ TOKEN_ROUTES = {
     "accounts:password_reset_confirm": "tests/test_account_hygiene.py",
     # Public share links: the token is the key (unguessable, revocable).
     "generation:shared": "tests/test_share.py",
+    # The autoscaler's endpoint: an operator's bearer token, no team's data.
+    "pool-scaling": "tests/test_scaling.py",
     "generation:shared_video": "tests/test_share.py",
     "generation:shared_poster": "tests/test_share.py",
     "safety:report": "tests/test_moderation_reports.py",
@@ -78,6 +80,9 @@ MATRIX = {
     "generation:job_share": Route("POST", "finished_job", Perm.GENERATE, {"share": "on"}, owner_status=302),
     "api:video_remix": Route("POST", "finished_job", Perm.GENERATE, {"prompt": "again"}, api=True, owner_status=201),
     "api:video_spritesheet": Route("GET", "finished_job", api=True),
+    # The world's videos are made at the standard speed: already full quality, 409.
+    "api:video_full_quality": Route("POST", "finished_job", Perm.GENERATE, api=True, owner_status=409),
+    "generation:job_full_quality": Route("POST", "finished_job", Perm.GENERATE, owner_status=302),
     "api:lora": Route("GET", "lora", api=True),
     "generation:lora_delete": Route("POST", "lora", Perm.MANAGE_LORAS, owner_status=302),
     "api:budget": Route("GET", "budget", api=True),  # a team budget: every member sees it
