@@ -1,6 +1,6 @@
 """The toy model's turbo speed against its standard one, directly (no platform): the same
 prompts and seeds generated at standard (25 steps, guidance 8, shift 3) and at turbo (the
-distilled LoRA of gpu_workers/weights/framecast-toy/turbo: 4 steps, guidance 1, its flow
+distilled LoRA of gpu_workers/weights/framecast-toy/turbo: 3 steps, guidance 1, its flow
 shift), timed per clip, and the same clips read back by the judge.
 
 Timed per clip: the denoising loop only (prompt embeddings are computed beforehand, the

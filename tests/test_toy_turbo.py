@@ -1,5 +1,5 @@
 """The toy model's turbo speed: a LoRA distilled from framecast-toy (gpu_workers/toy/distill.py)
-that generates in 4 steps without guidance, and still follows its prompt.
+that generates in 3 steps without guidance, and still follows its prompt.
 
 The direct tests load the shipped adapter onto the toy pipeline as the worker does; the
 platform test sends `speed: "turbo"` through the public API to a real worker and judges the
@@ -68,7 +68,7 @@ def test_the_adapter_file_holds_only_lora_weights_for_the_transformer():
     assert "lora_adapter_metadata" in metadata
 
 
-def test_turbo_follows_the_prompt_in_4_steps_without_guidance(toy_pipelines):
+def test_turbo_follows_the_prompt_in_at_most_4_steps_without_guidance(toy_pipelines):
     """A seen and a held-out caption, judged directly at the turbo settings of its card."""
     _, turbo = toy_pipelines
     config = _trained()["config"]
@@ -99,7 +99,9 @@ def test_the_registry_serves_turbo_as_the_adapter_was_trained():
     entry = next(row for row in rows if row["name"] == TOY)
     assert "turbo" in entry.get("speeds", ()), "framecast-toy does not offer the turbo speed"
     turbo, config = entry["turbo"], _trained()["config"]
-    assert (REPO / turbo["weights_path"]).resolve() == TURBO_DIR.resolve()
+    # Relative to the repository or to the model's own folder (absolute paths pass either way).
+    candidates = {(REPO / turbo["weights_path"]).resolve(), (REPO / entry["weights_path"] / turbo["weights_path"]).resolve()}
+    assert TURBO_DIR.resolve() in candidates, turbo["weights_path"]
     assert turbo["weight_name"] == "pytorch_lora_weights.safetensors"
     assert (turbo["steps"], turbo["guidance"], turbo["flow_shift"]) == (config["steps"], 1.0, config["flow_shift"])
 

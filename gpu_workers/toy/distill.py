@@ -1,15 +1,15 @@
 """Distils the shipped toy model (framecast-toy: 25 steps, guidance 8) into a LoRA that
-generates in 4 steps without guidance: the model's `turbo` speed.
+generates in 3 steps without guidance: the model's `turbo` speed.
 
 Method: direct distillation on straight paths (one round of *reflow*). The teacher, the
 shipped pipeline with its registry defaults, turns `pairs` random (noise z, seen prompt)
-pairs into latents x0(z). The student, the same transformer with a LoRA on its attention,
-feed-forward and timestep-embedding layers, learns the straight path between them: at a
+pairs into latents x0(z). The student, the same transformer with a LoRA on its attention-output
+and feed-forward layers, learns the straight path between them: at a
 noise level σ, x_σ = (1 − σ)·x0(z) + σ·z, it predicts the constant velocity v = z − x0(z),
 conditioned on the prompt only (no classifier-free guidance: the guided teacher is what it
-imitates, so it needs none). Half of the noise levels are exactly those of the 4-step
+imitates, so it needs none). Half of the noise levels are exactly those of the 3-step
 schedule the student is served with, half are drawn like the base model's training ones.
-Along a straight path Euler's method is exact, so 4 Euler steps from z land near x0(z).
+Along a straight path Euler's method is exact, so 3 Euler steps from z land near x0(z).
 
 Why this and not consistency distillation: every training target is a fixed tensor computed
 once (the teacher runs 25 batched steps per pair, then never again), so a training step
@@ -272,7 +272,7 @@ def distill(out_dir: Path, config: DistillConfig = DistillConfig(), device: str 
             "seen": score_turbo(pipe, config, seen_sample(24), [1, 2]),
             "held-out": score_turbo(pipe, config, held_out_sample(12), [1, 2]),
         }
-        _log(f"judged directly (4 steps, guidance 1): {summary['judged_directly']}")
+        _log(f"judged directly ({config.steps} steps, guidance 1): {summary['judged_directly']}")
     pipe.to("cpu")
     trained_frames = _probe_frames(pipe, config)
     save_lora(pipe.transformer, Path(out_dir), summary)

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand
 
 class Command(BaseCommand):
     help = (
-        "Distil framecast-toy (25 steps, guidance 8) into a LoRA that generates in 4 steps without "
+        "Distil framecast-toy (25 steps, guidance 8) into a LoRA that generates in 3 steps without "
         "guidance (its `turbo` speed) and save it in diffusers' LoRA format (fixed seeds; ~6 min on "
         "2 idle CPU cores)."
     )
