@@ -191,6 +191,9 @@ def save_lora(transformer, out_dir: Path, summary: dict) -> None:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
     metadata = transformer.peft_config[ADAPTER_NAME].to_dict()
+    # peft keeps target_modules as a set, whose order changes with Python's hash seed: sorted,
+    # a rerun records the same config (the file header's entry order is safetensors' own).
+    metadata["target_modules"] = sorted(metadata["target_modules"])
     WanPipeline.save_lora_weights(
         tmp, transformer_lora_layers=lora_state_dict(transformer), weight_name=WEIGHT_NAME,
         transformer_lora_adapter_metadata=metadata,
