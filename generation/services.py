@@ -134,9 +134,10 @@ def _submission_admit(submission: Submission, *, team, user, api_key, webhook_ur
         )
         if cached is not None:
             return _job_reuse(cached, fields)
-        throttled = quotas.check_admission(plan, **_team_queue_counts(team))
+        # The money first: a budget that refuses the job says so whatever the queue holds.
         member_id, api_key_id = (user.pk if user is not None else None), (api_key.pk if api_key else None)
         spend = budgets.budgets_check(account, price=submission.price, member_id=member_id, api_key_id=api_key_id)
+        throttled = quotas.check_admission(plan, **_team_queue_counts(team))
         state = Job.State.THROTTLED if throttled else Job.State.QUEUED
         job = Job.objects.create(
             **fields,

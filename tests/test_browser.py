@@ -421,6 +421,36 @@ def test_the_default_model_draws_what_the_prompt_says(embedded_server, person):
     assert problems == {"errors": [], "dialogs": [], "csp": []}
 
 
+def test_turbo_in_the_studio_then_the_same_video_at_full_quality_in_one_click(embedded_server, person):
+    """The default model's turbo speed: picking it says what it does and takes over the
+    steps; the turbo video's page renders it again at full quality with one click."""
+    page = person.new_page()
+    problems = watch(page)
+    page.goto(embedded_server + "/")
+    page.fill("#id_prompt", "a blue circle moving up on a black background")
+    assert page.input_value("#id_model") == "framecast-toy"
+    assert page.is_enabled("#id_steps")
+    page.select_option("#id_speed", "turbo")
+    assert page.is_disabled("#id_steps")
+    assert "fewer steps: faster and cheaper, may lose fine motion" in page.inner_text("[data-speed-note]")
+    page.click("summary")
+    page.fill("#id_seed", "5")
+    page.click("text=Generate video")
+    page.wait_for_url(lambda url: "#job-" in url)
+    job_id = page.url.split("#job-")[1]
+    wait_for_state(page, job_id, "succeeded")
+
+    page.goto(embedded_server + f"/jobs/{job_id}/")
+    params = page.inner_text(".params")
+    assert "Turbo" in params and "Seed\n5" in params.replace("\t", "\n")
+    page.click("#full-quality")
+    page.wait_for_url(lambda url: f"/jobs/{job_id}/" not in url and "/jobs/" in url)
+    again = page.inner_text(".params").replace("\t", "\n")
+    assert "Standard" in again and "Steps\n25" in again and "Seed\n5" in again
+    assert page.locator("#full-quality").count() == 0
+    assert problems == {"errors": [], "dialogs": [], "csp": []}
+
+
 def test_a_prompt_made_of_html_never_runs(embedded_server, browser, person):
     page = person.new_page()
     problems = watch(page)

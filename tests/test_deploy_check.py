@@ -68,7 +68,8 @@ def _settings_read_from_the_environment() -> set[str]:
         if path.parts[len(REPO.parts)] in {"tests", ".venv", "bench", "build", "framecast_client"}:
             continue
         names |= set(call.findall(path.read_text()))
-    return names - {"DJANGO_SETTINGS_MODULE"}
+    # torchrun sets its ranks' variables itself (gpu_workers/multigpu.py reads them).
+    return names - {"DJANGO_SETTINGS_MODULE", "RANK", "LOCAL_RANK", "WORLD_SIZE"}
 
 
 def test_every_setting_is_listed_in_env_example():

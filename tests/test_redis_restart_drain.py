@@ -100,7 +100,8 @@ def test_queued_jobs_drain_at_full_speed_after_redis_restarts_without_persistenc
     transactional_db, alice, tiny_model, data_dirs, queue_prefix, tmp_path
 ):
     broker = PrivateRedis(tmp_path).start()
-    Plan.objects.filter(slug="business").update(concurrent_jobs=JOBS, backlog=JOBS)  # one team's backlog, all queued
+    # One team's backlog, all queued.
+    Plan.objects.filter(slug="business").update(concurrent_jobs=JOBS, backlog=JOBS, max_queued_jobs=JOBS)
     on_plan(alice.personal_team, "business")
     env = {
         "DJANGO_SETTINGS_MODULE": "config.settings",

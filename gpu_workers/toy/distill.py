@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from . import judge
 from . import model as toy
 from . import world
 from .train import _log, _lr, caption_embeddings
@@ -217,14 +218,26 @@ def load_turbo(pipe, lora_dir: Path) -> None:
     pipe.set_adapters([ADAPTER_NAME], [1.0])
 
 
-def score_turbo(pipe, config: DistillConfig, scenes, seeds) -> dict[str, float]:
-    from .evaluate import score_model
+def turbo_adapter(lora_dir: Path):
+    """The saved adapter as the worker applies it (gpu_workers.pipeline.Adapter)."""
+    from gpu_workers.pipeline import Adapter
 
+    return Adapter(name=ADAPTER_NAME, path=Path(lora_dir) / WEIGHT_NAME, scale=1.0, label="turbo")
+
+
+def score_turbo(pipe, config: DistillConfig, scenes, seeds) -> dict[str, float]:
+    """The in-memory student (its LoRA enabled on `pipe`), judged at the turbo settings."""
+    from .evaluate import generate_as_is
+
+    scores = judge.Scores()
     set_shift(pipe, config.flow_shift)
     try:
-        return score_model(pipe, scenes, seeds, steps=config.steps, guidance=1.0).percent()
+        for scene in scenes:
+            for seed in seeds:
+                scores.add(judge.judge(generate_as_is(pipe, scene, seed, steps=config.steps, guidance=1.0)), scene)
     finally:
         set_shift(pipe, toy.SHIFT)
+    return scores.percent()
 
 
 def distill(out_dir: Path, config: DistillConfig = DistillConfig(), device: str | None = None,
@@ -286,11 +299,11 @@ def distill(out_dir: Path, config: DistillConfig = DistillConfig(), device: str 
 
 
 def _probe_frames(pipe, config: DistillConfig):
-    from .evaluate import generate, seen_sample
+    from .evaluate import generate_as_is, seen_sample
 
     set_shift(pipe, config.flow_shift)
     try:
-        return generate(pipe, seen_sample(1)[0], 1, steps=config.steps, guidance=1.0)
+        return generate_as_is(pipe, seen_sample(1)[0], 1, steps=config.steps, guidance=1.0)
     finally:
         set_shift(pipe, toy.SHIFT)
 
@@ -301,14 +314,21 @@ def verify_round_trip(out_dir: Path, teacher_dir: Path, config: DistillConfig, t
     disabled the same frames as the teacher without one. Raises when either differs."""
     import numpy as np
 
+    from .evaluate import generate, seen_sample
+
     loaded = load_teacher(teacher_dir)
     load_turbo(loaded, out_dir)
     same = bool(np.array_equal(_probe_frames(loaded, config), trained_frames))
     loaded.disable_lora()
     restored = bool(np.array_equal(_probe_frames(loaded, config), _probe_frames(load_teacher(teacher_dir), config)))
-    if not (same and restored):
-        raise RuntimeError(f"the saved LoRA does not round-trip: same frames {same}, teacher restored {restored}")
-    return {"loaded_equals_trained": same, "disabled_equals_teacher": restored}
+    # And through the worker's own path: the adapter applied by generate_frames for one call.
+    served = generate(load_teacher(teacher_dir), seen_sample(1)[0], 1, steps=config.steps, guidance=1.0,
+                      adapters=[turbo_adapter(out_dir)], flow_shift=config.flow_shift)
+    worker = bool(np.array_equal(served, trained_frames))
+    if not (same and restored and worker):
+        raise RuntimeError(f"the saved LoRA does not round-trip: same frames {same}, teacher restored {restored}, "
+                           f"worker path {worker}")
+    return {"loaded_equals_trained": same, "disabled_equals_teacher": restored, "worker_path_equals_trained": worker}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,10 @@ def held_out_sample(count: int) -> list[world.Scene]:
     return [scenes[(i * 7) % len(scenes)] for i in range(count)]
 
 
-def generate(pipe, scene: world.Scene, seed: int, *, steps: int = STEPS, guidance: float = GUIDANCE) -> np.ndarray:
+def generate(pipe, scene: world.Scene, seed: int, *, steps: int = STEPS, guidance: float = GUIDANCE,
+             adapters=(), flow_shift: float | None = None) -> np.ndarray:
+    """The clip as the worker makes it: exactly `adapters` active (none: the base model,
+    whatever LoRA the pipeline holds), the scheduler's shift `flow_shift` for this call."""
     return runtime.generate_frames(
         pipe,
         prompt=scene.caption,
@@ -40,7 +43,22 @@ def generate(pipe, scene: world.Scene, seed: int, *, steps: int = STEPS, guidanc
         steps=steps,
         guidance=guidance,
         max_sequence_length=toy.MAX_SEQUENCE_LENGTH,
+        adapters=adapters,
+        flow_shift=flow_shift,
     )
+
+
+@torch.no_grad()
+def generate_as_is(pipe, scene: world.Scene, seed: int, *, steps: int = STEPS, guidance: float = GUIDANCE) -> np.ndarray:
+    """The clip from the pipeline as it stands, with whatever LoRA it has enabled (the
+    training run's in-memory student); the same call the worker's generate_frames makes."""
+    generator = torch.Generator(device=pipe.device).manual_seed(seed)
+    result = pipe(
+        prompt=scene.caption, negative_prompt="", height=world.NATIVE_SIZE, width=world.NATIVE_SIZE,
+        num_frames=world.NATIVE_FRAMES, num_inference_steps=steps, guidance_scale=guidance, generator=generator,
+        output_type="np", max_sequence_length=toy.MAX_SEQUENCE_LENGTH,
+    )
+    return runtime.to_uint8(np.asarray(result.frames[0]))
 
 
 def score_model(pipe, scenes: list[world.Scene], seeds: list[int], **kwargs) -> judge.Scores:
