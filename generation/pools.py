@@ -197,6 +197,22 @@ class NoPool(LookupError):
     pass
 
 
+def engine_refusal(pool: Pool, *, speed: str, remix: bool, loras: bool) -> tuple[str, str] | None:
+    """(field, message) when `pool` runs its jobs on an engine that cannot do what the job
+    asks: the engine gets the prompt, size, steps and seed, nothing applied in-process (the
+    fast mode's step cache, the turbo adapter, team LoRAs, a remix's source frames)."""
+    if pool.engine.in_process:
+        return None
+    where = f"the {pool.name} pool's engine"
+    if remix:
+        return "model", f"This model runs on {where}, which cannot remix videos."
+    if loras:
+        return "loras", f"This model runs on {where}, which cannot apply LoRAs."
+    if speed != "standard":
+        return "speed", f"This model runs on {where}, which offers only the standard speed (got {speed})."
+    return None
+
+
 def pools_for_model(model_name: str) -> list[Pool]:
     return [pool for pool in all_pools() if model_name in pool.models]
 

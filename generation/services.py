@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from billing import budgets, ledger, pricing, quotas
 from billing.models import BillingAccount
+from core.errors import InvalidInput
 from core.outages import retrying_while_database_unavailable
 
 from . import catalog, content_policy, events, payloads, pools, webhooks
@@ -87,10 +88,15 @@ def _submission_prepare(*, team, user, params: JobParams, via_api: bool) -> Subm
     """Everything that needs no lock: the content policy first (a refused prompt or a
     suspended team gets no job and holds no credits; only the moderation decision is
     recorded), then the price, the pool and the seed."""
+    pool = pools.pool_for_job(params.model_name, width=params.width, height=params.height, num_frames=params.num_frames)
+    refused = pools.engine_refusal(
+        pool, speed=params.speed, remix=params.strength is not None, loras=bool(params.loras)
+    )
+    if refused:
+        raise InvalidInput(refused[1], code="unsupported_by_engine", field=refused[0])
     moderation = content_policy.prompt_check(
         team=team, user=user, prompt=params.prompt, negative_prompt=params.negative_prompt, via_api=via_api
     )
-    pool = pools.pool_for_job(params.model_name, width=params.width, height=params.height, num_frames=params.num_frames)
     # Random when not given, and always recorded, so any video can be reproduced.
     seed = params.seed if params.seed is not None else secrets.randbelow(2**32)
     return Submission(

@@ -448,3 +448,33 @@ def test_a_job_whose_engine_fails_fails_with_its_credits_released_and_a_reason(e
         assert account.held_credits == 0 and not account.entries.filter(kind="capture").exists()
     finally:
         bad.close()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "changes, field",
+    [({"speed": "fast"}, "speed"), ({"speed": "turbo", "steps": 4, "guidance": 1.0}, "speed"),
+     ({"loras": ({"id": "l1", "name": "ink", "scale": 1.0, "file": "f", "sha256": "ab"},)}, "loras")],
+)
+def test_what_an_engine_cannot_do_is_refused_at_submission_with_nothing_written(
+    tmp_path, settings, alice, changes, field
+):
+    """The engine gets the prompt, size, steps and seed: a fast, turbo or LoRA job for an
+    engine pool is a 400 naming the field before any moderation record, hold or job."""
+    from billing.ledger import account_for_team
+    from core.errors import InvalidInput
+    from generation.models import Job
+    from generation.params import JobParams
+    from generation.services import job_submit
+    from safety.models import ModerationDecision
+
+    settings.FRAMECAST_DEFAULT_MODEL = "framecast-tiny"
+    settings.FRAMECAST_POOLS_FILE = engine_pool_file(tmp_path, "http://127.0.0.1:30010/v1")
+    base = dict(model_name="framecast-tiny", prompt="a kite", negative_prompt="", seed=1, width=64, height=64,
+                num_frames=9, fps=8, steps=4, guidance=5.0)
+    before = account_for_team(alice.personal_team).available
+    with pytest.raises(InvalidInput) as refused:
+        job_submit(team=alice.personal_team, user=alice, params=JobParams(**{**base, **changes}))
+    assert refused.value.field == field and "engine" in refused.value.message
+    assert not Job.objects.exists() and not ModerationDecision.objects.exists()
+    assert account_for_team(alice.personal_team).available == before
