@@ -34,8 +34,9 @@ pytestmark = [pytest.mark.services, pytest.mark.slow]
 S = Job.State
 STALE_SECONDS = 12  # the reaper runs every STALE / 2 = 6 s (config/celery_app.py)
 REAP_EVERY = STALE_SECONDS / 2
-JOBS = 360
-BEFORE_SECONDS = 15  # the drain measured this long before the restart
+JOBS = 450
+BEFORE_SECONDS = 60  # at most this long before the restart
+BEFORE_JOBS = 20  # the restart comes once this many jobs have ended (the rate before it)
 
 
 class PrivateRedis:
@@ -143,7 +144,12 @@ def test_queued_jobs_drain_at_full_speed_after_redis_restarts_without_persistenc
             for n in range(JOBS):
                 job_submit(team=alice.personal_team, user=alice, params=params.__class__(**{**params.__dict__, "seed": n}))
         submitted = timezone.now()
-        time.sleep(BEFORE_SECONDS)  # the drain before the restart, with a wake-up per job
+        # The drain before the restart, with a wake-up per job: until enough jobs have ended to
+        # measure its rate (a fixed wait left too few queued on an idle machine).
+        deadline = time.monotonic() + BEFORE_SECONDS
+        while Job.objects.filter(state=S.SUCCEEDED, finished_at__gte=submitted).count() < BEFORE_JOBS:
+            assert time.monotonic() < deadline, "the workers ended too few jobs before the restart"
+            time.sleep(0.1)
         queued_before = Job.objects.filter(state=S.QUEUED).count()
         assert queued_before >= 200, f"only {queued_before} jobs were left queued for the restart"
         broker.restart()
