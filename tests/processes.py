@@ -101,21 +101,27 @@ class TcpProxy:
                     pass
 
 
-def start_process(args: list[str], *, env: dict, log: Path) -> subprocess.Popen:
-    """A child in its own process group (so stopping it stops its children too)."""
+def start_process(args: list[str], *, env: dict, log: Path, inherit: bool = True) -> subprocess.Popen:
+    """A child in its own process group (so stopping it stops its children too), with this
+    process's environment plus `env` (or, not `inherit`ing, `env` alone)."""
     return subprocess.Popen(
-        args, cwd=REPO, env={**os.environ, **env}, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+        args, cwd=REPO, env={**os.environ, **env} if inherit else env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
-def start_server(env: dict, log: Path, *, timeout: float = 60) -> tuple[subprocess.Popen, str]:
-    """`manage.py serve` (uvicorn) as docker-compose runs it, on a free loopback port;
-    returns once /healthz answers."""
+def start_server(
+    env: dict, log: Path, *, timeout: float = 60, worker: bool = False, inherit: bool = True
+) -> tuple[subprocess.Popen, str]:
+    """`manage.py serve` (uvicorn) as docker-compose runs it, on a free loopback port, with
+    its embedded worker thread or not; returns once /healthz answers."""
     port = free_port()
     process = start_process(
-        [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port), "--embedded-worker", "no"],
+        [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--embedded-worker", "yes" if worker else "no"],
         env=env,
         log=log,
+        inherit=inherit,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout

@@ -33,7 +33,7 @@ from gpu_workers.reaper import reap_lost_jobs
 from safety import provenance
 
 from .conftest import on_plan, websocket_connect
-from .processes import REPO, free_port, get, stop
+from .processes import REPO, get, start_server, stop
 
 S = Job.State
 KEY_ENV = "FC_TEST_ENGINE_KEY"
@@ -92,26 +92,8 @@ def _engine_env(data_dir: Path, models_dir: Path) -> dict:
 
 
 def _serve(env: dict, log: Path, *, worker: bool, timeout: float = 90) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--embedded-worker", "yes" if worker else "no"],
-        cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"the engine exited with {process.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            if get(base + "/healthz", timeout=2)[0] == 200:
-                return process, base
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            stop(process)
-            raise RuntimeError(f"the engine did not answer within {timeout}s:\n{log.read_text()[-4000:]}")
-        time.sleep(0.2)
+    # Its own environment only: none of this test run's database, broker or folders.
+    return start_server(env, log, timeout=timeout, worker=worker, inherit=False)
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ import pytest
 from gpu_workers.toy import judge, world
 from gpu_workers.toy.evaluate import held_out_sample, seen_sample
 
-from .conftest import REPO, on_plan
-from .test_toy_model import _judged, _wait_for
+from .conftest import REPO
+from .test_toy_model import judged_through_the_platform
 
 TOY = "framecast-toy"
 TURBO_DIR = REPO / "gpu_workers" / "weights" / TOY / "turbo"
@@ -138,40 +138,8 @@ def _submit_turbo(client, auth, scene: world.Scene, seed: int) -> str:
 @pytest.mark.services
 @pytest.mark.slow
 def test_turbo_videos_from_the_api_show_what_their_prompt_says(alice, client, start_worker):
-    from accounts.api_keys import apikey_create
-    from accounts.models import Membership
-
-    on_plan(alice.personal_team, "business")  # room for every job at once in its backlog
-    _, secret = apikey_create(membership=Membership.objects.get(user=alice), name="judge")
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
-    start_worker()
-
-    jobs = [(scene, seed, "seen") for scene in SEEN for seed in SEEDS]
-    jobs += [(scene, seed, "held-out") for scene in HELD_OUT for seed in SEEDS]
-    ids = [_submit_turbo(client, auth, scene, seed) for scene, seed, _ in jobs]
-    finished = _wait_for(client, auth, ids, timeout=240)
-
-    scores = {"seen": judge.Scores(), "held-out": judge.Scores()}
-    # Videos right on background, colour and direction together, by group: [right, all].
-    together = {"seen": [0, 0], "held-out": [0, 0]}
-    misses = []
-    for video_id, (scene, seed, group) in zip(ids, jobs):
-        verdict = _judged(client, auth, finished[video_id])
-        scores[group].add(verdict, scene)
-        agrees = verdict.agrees_with(scene)
-        together[group][0] += all(agrees[key] for key in ("background", "colour", "motion"))
-        together[group][1] += 1
-        wrong = [key for key, ok in agrees.items() if not ok]
-        if wrong:
-            misses.append(f"{group} seed {seed} {scene.caption!r}: judged {verdict.colour} {verdict.shape} "
-                          f"moving {verdict.motion} on {verdict.background} (wrong: {', '.join(wrong)})")
-    print(f"\nframecast-toy turbo through the platform, judged:\n  seen ({len(SEEN)} prompts x {len(SEEDS)} seeds): "
-          f"{scores['seen']}\n  held-out ({len(HELD_OUT)} prompts x {len(SEEDS)} seeds): {scores['held-out']}")
-    share = {group: 100 * right / total for group, (right, total) in together.items()}
-    print(f"  background, colour and direction all right: seen {share['seen']:.1f}%, held-out {share['held-out']:.1f}%")
-    print("\n".join(["  misses:", *misses]) if misses else "  no misses")
-
-    seen, held_out = scores["seen"].percent(), scores["held-out"].percent()
+    percent, share = judged_through_the_platform(alice, client, start_worker, _submit_turbo, label="framecast-toy turbo")
+    seen, held_out = percent["seen"], percent["held-out"]
     for key in ("background", "colour", "motion"):
         assert seen[key] >= 90, f"seen prompts: {key} agrees in only {seen[key]:.1f}% of turbo videos"
         assert held_out[key] >= 85, f"held-out prompts: {key} agrees in only {held_out[key]:.1f}% of turbo videos"
