@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ from tqdm import tqdm
 from . import judge
 from . import model as toy
 from . import world
-from .train import _log, _lr, caption_embeddings
+from .train import _log, _lr, caption_embeddings, put_in_place
 
 ADAPTER_NAME = "turbo"
 WEIGHT_NAME = "pytorch_lora_weights.safetensors"
@@ -199,17 +198,7 @@ def save_lora(transformer, out_dir: Path, summary: dict) -> None:
         tmp, transformer_lora_layers=lora_state_dict(transformer), weight_name=WEIGHT_NAME,
         transformer_lora_adapter_metadata=metadata,
     )
-    (tmp / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
-    if (out_dir / "README.md").exists():
-        shutil.copy2(out_dir / "README.md", tmp / "README.md")
-    for path in [tmp, *tmp.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    old = out_dir.with_name(f".{out_dir.name}.old")
-    if out_dir.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        out_dir.rename(old)
-    tmp.rename(out_dir)
-    shutil.rmtree(old, ignore_errors=True)
+    put_in_place(tmp, out_dir, summary)
 
 
 def load_turbo(pipe, lora_dir: Path) -> None:

@@ -283,6 +283,12 @@ def save(pipe, out_dir: Path, summary: dict) -> None:
     for component in (pipe.transformer, pipe.vae, pipe.text_encoder):
         component.to(torch.float16)
     pipe.save_pretrained(tmp, safe_serialization=True)
+    put_in_place(tmp, out_dir, summary)
+
+
+def put_in_place(tmp: Path, out_dir: Path, summary: dict) -> None:
+    """Finishes the folder built in `tmp` (its training.json, the card of the folder it
+    replaces) and swaps it in for `out_dir` in one rename, readable by everyone."""
     (tmp / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
     if (out_dir / "README.md").exists():
         shutil.copy2(out_dir / "README.md", tmp / "README.md")
