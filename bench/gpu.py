@@ -321,7 +321,7 @@ def finish_only(args) -> None:
             cpu_before = resource.getrusage(resource.RUSAGE_SELF)
             wall = time.perf_counter()
             with ThreadPoolExecutor(max_workers=threads) as pool:
-                runs = list(pool.map(lambda s: finish_stages(clips[s], fps=16, mark_id=s + 1), seeds))
+                runs = list(pool.map(lambda s, clips=clips: finish_stages(clips[s], fps=16, mark_id=s + 1), seeds))
             wall = time.perf_counter() - wall
             cpu_after = resource.getrusage(resource.RUSAGE_SELF)
             cpu = (cpu_after.ru_utime - cpu_before.ru_utime + cpu_after.ru_stime - cpu_before.ru_stime) / len(seeds)
@@ -334,8 +334,12 @@ def finish_only(args) -> None:
             # must reach 60/denoise).
             needed = math.ceil(statistics.median([r["total"] for r in runs]) / denoise)
             print(f"| {threads} | " + " | ".join(cells) + f" | {cpu:.2f} | {per_minute:.1f} | {needed} |")
-        print(f"the GPU produces {60 / denoise:.1f} clips/minute at this size: finishing keeps up where "
-              f"clips/minute reaches that at a thread count no lower than the threads needed")
+            if threads == 1:
+                alone, cpu_alone = statistics.median([r["total"] for r in runs]), cpu
+        print(f"the GPU hands over {60 / denoise:.1f} clips/minute at this size. On a host with cores to spare, "
+              f"finishing keeps up with ceil({alone:.2f} / {denoise:.1f}) = {math.ceil(alone / denoise)} finisher "
+              f"threads, which keep about {cpu_alone / denoise:.1f} cores busy ({cpu_alone:.2f} CPU-seconds per "
+              f"clip); on this host it keeps up only if some row's clips/minute reaches {60 / denoise:.1f}")
 
 
 def overlap(denoise, finish, jobs: int) -> tuple[float, float]:

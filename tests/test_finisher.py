@@ -24,7 +24,7 @@ class HeldFinishing:
     """Patches runner._finish: each clip checks in at a barrier with the test (so the test
     knows that all of them are being finished at the same time), then waits for release."""
 
-    def __init__(self, monkeypatch, clips: int) -> None:
+    def __init__(self, monkeypatch, request, clips: int) -> None:
         self.together = threading.Barrier(clips + 1, timeout=WAIT)
         self.release = threading.Event()
         self.stored: list = []
@@ -41,6 +41,8 @@ class HeldFinishing:
 
         monkeypatch.setattr(runner, "_finish", held)
         monkeypatch.setattr(services, "job_succeed", counted)
+        request.addfinalizer(self.release.set)  # a failed test leaves no thread waiting
+        request.addfinalizer(self.together.abort)
 
 
 @pytest.fixture
@@ -67,9 +69,9 @@ def assert_succeeded_once(jobs, stored):
 
 @pytest.mark.django_db(transaction=True)
 def test_two_finisher_threads_finish_two_clips_at_once_and_the_reaper_leaves_both_alone(
-    alice, tiny_model, monkeypatch, beating
+    alice, tiny_model, monkeypatch, beating, request
 ):
-    held = HeldFinishing(monkeypatch, clips=2)
+    held = HeldFinishing(monkeypatch, request, clips=2)
     jobs = two_jobs(alice)
     finisher = runner.Finisher(threads=2)
 
@@ -115,8 +117,8 @@ def test_a_job_its_worker_no_longer_names_is_still_reaped_while_others_are_finis
 
 
 @pytest.mark.django_db(transaction=True)
-def test_shutdown_stores_every_clip_in_flight(alice, tiny_model, monkeypatch, beating):
-    held = HeldFinishing(monkeypatch, clips=2)
+def test_shutdown_stores_every_clip_in_flight(alice, tiny_model, monkeypatch, beating, request):
+    held = HeldFinishing(monkeypatch, request, clips=2)
     jobs = two_jobs(alice)
     monkeypatch.setattr(runner, "_finisher", runner.Finisher(threads=2))
     for _ in jobs:
