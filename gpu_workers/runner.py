@@ -6,7 +6,9 @@ events; this module owns only the work.
 Denoising needs the GPU; encoding and storing need only the CPU and the disk. A worker
 given a `Finisher` hands each denoised clip to it and goes straight on to its next job, so
 the GPU does not sit idle while the previous video is encoded (gpu_workers.tasks does
-this; called without one, as in tests and tools, a job is finished before returning).
+this; called without one, as in tests and tools, a job is finished before returning). Its
+FRAMECAST_FINISHER_THREADS threads finish that many clips at once, for turbo speeds whose
+clips denoise faster than one thread encodes them.
 """
 
 import contextlib
@@ -51,7 +53,7 @@ class Finisher:
             raise ValueError(f"a finisher needs at least one thread, got {self.threads}")
         self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="framecast-finish")
         self._pending: list[Future] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # drain() from a handler on a thread inside submit() must not deadlock
 
     def submit(self, work: Callable[[], None], *, job_id=None) -> None:
         with self._lock:
