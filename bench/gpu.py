@@ -32,6 +32,15 @@ printed for information only.
         --steps 50 --fps 16 --jobs 2 --speed turbo --compile --price 2.69
     .venv/bin/python bench/gpu.py --model-path /models/Wan2.1-T2V-1.3B-Diffusers \
         --width 832 --height 480 --frames 81 --steps 50 --fps 16 --jobs 4 --price 2.69
+
+--finish-only measures the CPU side alone (no torch, no model): the finishing stages the
+worker runs after denoising (gpu_workers.runner._finish: the invisible watermark, H.264
+encode, C2PA signing where a certificate is configured, poster, sprite sheet) on
+synthetic 832×480 and 1280×720 clips of 81 frames, with 1..--max-threads clips finished
+concurrently, and the finisher threads a worker needs so that the GPU never waits on them
+(FRAMECAST_FINISHER_THREADS):
+
+    .venv/bin/python bench/gpu.py --finish-only [--denoise-seconds 4.0] [--clips 2]
 """
 
 import argparse
@@ -144,7 +153,15 @@ def main() -> None:
     parser.add_argument("--text-layers", type=int, default=2, help="--arch: layers of the stand-in text encoder")
     parser.add_argument("--denoise-only", action="store_true", help="skip encoding and the overlap comparison")
     parser.add_argument("--price", type=float, default=2.69, help="the pool's price per GPU-hour, USD")
+    parser.add_argument("--finish-only", action="store_true", help="time the CPU finishing stages alone (no model)")
+    parser.add_argument("--denoise-seconds", type=float, default=TURBO_480P_DENOISE_SECONDS,
+                        help="--finish-only: turbo denoise seconds of one 832x480x81 clip on the GPU")
+    parser.add_argument("--max-threads", type=int, default=4, help="--finish-only: up to this many clips at once")
+    parser.add_argument("--clips", type=int, default=2, help="--finish-only: clips per thread at each thread count")
     args = parser.parse_args()
+    if args.finish_only:
+        finish_only(args)
+        return
 
     import torch
 
@@ -227,6 +244,102 @@ def main() -> None:
     print(f"cost at ${args.price}/GPU-hour: ${dollars:.5f} per video, ${dollars / seconds_of_video:.5f} per video-second")
     print(f"| {args.speed} | {'yes' if args.compile else 'no'} | {steps} | {per_job:.2f} s | "
           f"{'-' if peak is None else f'{peak:.1f} GiB'} | ${dollars / seconds_of_video:.5f} |")
+
+
+# Turbo denoising of one 832x480, 81-frame clip of Wan 2.1 T2V 1.3B on one H100, estimated
+# (no GPU measured it here): published 50 standard steps with guidance take 97-103 s, and 4
+# steps without guidance are 1/25 of that transformer work, about 4 s; the VAE decode comes
+# on top, so the real figure is higher and this errs towards more finisher threads.
+TURBO_480P_DENOISE_SECONDS = 4.0
+FINISH_STAGES = ("watermark", "encode", "c2pa", "poster", "spritesheet")
+
+
+def synthetic_clip(width: int, height: int, frames: int, seed: int):
+    """A moving gradient with noise: as hard for x264 as a generated clip, roughly."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    clip = np.empty((frames, height, width, 3), dtype=np.uint8)
+    for i in range(frames):
+        base = np.stack([(x + 4 * i) % 256, (y + 2 * i) % 256, (x + y + 3 * i) % 256], axis=-1)
+        clip[i] = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+    return clip
+
+
+def finish_stages(frames, *, fps: int, mark_id: int) -> dict[str, float]:
+    """Seconds per stage of gpu_workers.runner._finish for one clip (its real functions,
+    without the database: the mark is drawn here rather than recorded)."""
+    from datetime import UTC, datetime
+
+    from gpu_workers import encode
+    from safety import credentials, watermark
+
+    seconds = {}
+
+    def timed(name, fn):
+        t = time.perf_counter()
+        result = fn()
+        seconds[name] = time.perf_counter() - t
+        return result
+
+    marked = timed("watermark", lambda: watermark.embed(encode.upscale_for_display(frames), mark_id))
+    video = timed("encode", lambda: encode.encode_mp4(marked, fps=fps))
+    timed("c2pa", lambda: credentials.sign_mp4(video, model_name="bench", created_at=datetime.now(UTC)))
+    timed("poster", lambda: encode.poster_jpeg(marked))
+    timed("spritesheet", lambda: encode.spritesheet_jpeg(marked))
+    seconds["total"] = sum(seconds.values())
+    return seconds
+
+
+def finish_only(args) -> None:
+    import math
+    import resource
+    from concurrent.futures import ThreadPoolExecutor
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from safety import credentials
+
+    cores = os.cpu_count()
+    print(f"finishing stages on the CPU ({cores} cores; x264 picks its own thread count, 1.5 per core, "
+          f"so one clip's encode already uses several); C2PA signing "
+          f"{'configured' if credentials.signing_configured() else 'not configured (0 s)'}")
+    denoise_480 = args.denoise_seconds
+    resolutions = [(832, 480, denoise_480), (1280, 720, denoise_480 * (1280 * 720) / (832 * 480))]
+    for width, height, denoise in resolutions:
+        clips = {seed: synthetic_clip(width, height, 81, seed) for seed in range(args.max_threads * args.clips)}
+        finish_stages(clips[0], fps=16, mark_id=1)  # warm-up: imports, x264 start-up
+        print(f"\n{width}x{height}, 81 frames at 16 fps; turbo denoise assumed {denoise:.1f} s per clip")
+        print("| clips at once | " + " | ".join(f"{s} median/p95 s" for s in FINISH_STAGES)
+              + " | total median/p95 s | CPU-seconds per clip | clips/minute | finisher threads needed |")
+        print("|---" * (len(FINISH_STAGES) + 5) + "|")
+        for threads in range(1, args.max_threads + 1):
+            seeds = list(range(threads * args.clips))
+            cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+            wall = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                runs = list(pool.map(lambda s, clips=clips: finish_stages(clips[s], fps=16, mark_id=s + 1), seeds))
+            wall = time.perf_counter() - wall
+            cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+            cpu = (cpu_after.ru_utime - cpu_before.ru_utime + cpu_after.ru_stime - cpu_before.ru_stime) / len(seeds)
+            per_minute = 60 * len(seeds) / wall
+            cells = [f"{statistics.median(v):.2f}/{percentile(v, 0.95):.2f}"
+                     for v in ([r[s] for r in runs] for s in (*FINISH_STAGES, "total"))]
+            # The GPU hands over a clip every `denoise` seconds; each finisher thread takes
+            # `total` seconds per clip at this concurrency, so it needs total/denoise threads
+            # (enough only if the throughput at that many threads keeps up: clips/minute
+            # must reach 60/denoise).
+            needed = math.ceil(statistics.median([r["total"] for r in runs]) / denoise)
+            print(f"| {threads} | " + " | ".join(cells) + f" | {cpu:.2f} | {per_minute:.1f} | {needed} |")
+            if threads == 1:
+                alone, cpu_alone = statistics.median([r["total"] for r in runs]), cpu
+        print(f"the GPU hands over {60 / denoise:.1f} clips/minute at this size. On a host with cores to spare, "
+              f"finishing keeps up with ceil({alone:.2f} / {denoise:.1f}) = {math.ceil(alone / denoise)} finisher "
+              f"threads, which keep about {cpu_alone / denoise:.1f} cores busy ({cpu_alone:.2f} CPU-seconds per "
+              f"clip); on this host it keeps up only if some row's clips/minute reaches {60 / denoise:.1f}")
 
 
 def overlap(denoise, finish, jobs: int) -> tuple[float, float]:

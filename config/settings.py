@@ -312,6 +312,16 @@ FRAMECAST_SHUTDOWN_GRACE_SECONDS = float(os.environ.get("FRAMECAST_SHUTDOWN_GRAC
 # for a wake-up message (messages lost with a Redis restart then cost nothing), for up to
 # this many seconds per message before it returns to the broker (its other queues get a turn).
 FRAMECAST_CLAIM_LOOP_SECONDS = float(os.environ.get("FRAMECAST_CLAIM_LOOP_SECONDS", "60"))
+# Threads that watermark, encode and store denoised clips while the GPU denoises the next
+# (gpu_workers.runner.Finisher); as many clips as threads are held in memory at most.
+# "auto": one per 2 cores, 1 to 4. Sizing: README, "Jobs, queues and workers".
+FRAMECAST_FINISHER_THREADS = os.environ.get("FRAMECAST_FINISHER_THREADS", "1").strip().lower()
+if FRAMECAST_FINISHER_THREADS != "auto" and not (
+    FRAMECAST_FINISHER_THREADS.isdigit() and int(FRAMECAST_FINISHER_THREADS) >= 1
+):
+    raise ImproperlyConfigured(
+        f"FRAMECAST_FINISHER_THREADS={FRAMECAST_FINISHER_THREADS!r} must be a whole number of threads (1 or more) or auto."
+    )
 # Whether a pool has a warm worker (the studio says "starting a GPU" when none is): a
 # function of the pool's name, in gpu_workers, which generation sits below.
 FRAMECAST_POOL_READINESS = "gpu_workers.selectors.pool_has_ready_worker"

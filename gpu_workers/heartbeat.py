@@ -1,5 +1,6 @@
 """Each worker process reports itself every FRAMECAST_HEARTBEAT_SECONDS: host, pool,
-device, memory in use, the job it denoises and the one its finisher stores, jobs done, and
+device, memory in use, the job it denoises and the ones its finisher stores (one per finisher
+thread, FRAMECAST_FINISHER_THREADS), jobs done, and
 its phase: `warming` (loading its models, running its warm-up generation: it takes no job
 yet), `ready`, or `stopping` (told to shut down) (WorkerHeartbeat rows). The reaper treats a worker silent for
 FRAMECAST_HEARTBEAT_STALE_SECONDS as lost, and a job that a live worker's beats no longer
@@ -22,7 +23,8 @@ class _State:
     pool = ""
     started_at = None
     current_job_id = None
-    finishing_job_id = None
+    finishing_job_ids: list = []  # in the order they were handed to the finisher
+    finishing_lock = threading.Lock()
     trouble = None  # why this worker cannot work right now; None when it can
     jobs_done = 0
     phase = "ready"
@@ -62,6 +64,7 @@ def beat() -> None:
     from .models import WorkerHeartbeat
 
     device, memory = _device_and_memory()
+    finishing = finishing_job_ids()
     WorkerHeartbeat.objects.update_or_create(
         hostname=state.hostname,
         defaults={
@@ -69,7 +72,8 @@ def beat() -> None:
             "device": device,
             "memory_used_mb": round(memory, 1),
             "current_job_id": state.current_job_id,
-            "finishing_job_id": state.finishing_job_id,
+            "finishing_job_id": finishing[0] if finishing else None,  # the oldest, for displays
+            "finishing_job_ids": [str(job_id) for job_id in finishing],
             "jobs_done": state.jobs_done,
             "phase": current_phase(),
             "started_at": state.started_at,
@@ -128,12 +132,21 @@ def job_finished() -> None:
 
 
 def finishing_started(job_id) -> None:
-    state.finishing_job_id = job_id
+    if job_id is None:
+        return
+    with state.finishing_lock:
+        state.finishing_job_ids = [*state.finishing_job_ids, job_id]
 
 
 def finishing_ended(job_id) -> None:
-    if state.finishing_job_id == job_id:
-        state.finishing_job_id = None
+    with state.finishing_lock:
+        state.finishing_job_ids = [j for j in state.finishing_job_ids if j != job_id]
+
+
+def finishing_job_ids() -> list:
+    """The jobs this worker's finisher holds now (each is named until it is stored or ended)."""
+    with state.finishing_lock:
+        return list(state.finishing_job_ids)
 
 
 def trouble(reason: str | None) -> None:

@@ -17,8 +17,10 @@ class WorkerHeartbeat(models.Model):
     device = models.CharField(max_length=200)
     memory_used_mb = models.FloatField(default=0)
     current_job_id = models.UUIDField(null=True, blank=True)
-    # The job its background finisher is encoding and storing (the previous one, usually).
+    # The jobs its background finisher is encoding and storing (the previous ones, usually),
+    # oldest first; finishing_job_id is the oldest of them (None when there is none).
     finishing_job_id = models.UUIDField(null=True, blank=True)
+    finishing_job_ids = models.JSONField(default=list, blank=True)
     jobs_done = models.PositiveIntegerField(default=0)
     phase = models.CharField(max_length=10, choices=Phase.choices, default=Phase.READY)
     # Prompt-embedding cache lookups since the worker process started (gpu_workers.embeddings).

@@ -19,8 +19,8 @@ from .models import WorkerHeartbeat
 def reap_lost_jobs() -> list[Job]:
     """Jobs running or encoding that no worker is running any more: their worker has not
     beaten within the stale window (or never did) and they started before that window —
-    or their worker beats on but, two beats after the claim, names neither as its job nor
-    as the one its finisher stores (it gave the job up, e.g. when the database went away)."""
+    or their worker beats on but, two beats after the claim, names it neither as its job nor
+    among the ones its finisher stores (it gave the job up, e.g. when the database went away)."""
     cutoff = timezone.now() - timedelta(seconds=settings.FRAMECAST_HEARTBEAT_STALE_SECONDS)
     # Alive and the same process that claimed the job: a worker restarted under the same
     # name (a container restart) beats again, but its predecessor's job is lost all the same.
@@ -41,12 +41,20 @@ def reap_lost_jobs() -> list[Job]:
     silent = running.filter(started_at__lt=cutoff).exclude(Exists(same_process_alive))
     handled = []
     for job, why in [(job, "stopped responding") for job in silent] + [
-        (job, "gave the job up") for job in running.filter(Exists(gave_up))
+        (job, "gave the job up") for job in running.filter(Exists(gave_up)) if not _being_finished(job)
     ]:
         result = job_requeue_or_fail(job.pk, reason=f"the worker {job.worker or '?'} {why}", expect=owned_by(job))
         if result is not None:
             handled.append(result)
     return handled
+
+
+def _being_finished(job: Job) -> bool:
+    """Whether the job's worker names it among the clips its finisher holds (a worker with
+    several finisher threads stores several at once; checked here rather than in SQL, as
+    the few candidates allow, so that it reads the same on every database)."""
+    beat = WorkerHeartbeat.objects.filter(hostname=job.worker).values_list("finishing_job_ids", flat=True).first()
+    return str(job.pk) in (beat or [])
 
 
 def promote_throttled_jobs() -> int:

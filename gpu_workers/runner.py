@@ -6,16 +6,19 @@ events; this module owns only the work.
 Denoising needs the GPU; encoding and storing need only the CPU and the disk. A worker
 given a `Finisher` hands each denoised clip to it and goes straight on to its next job, so
 the GPU does not sit idle while the previous video is encoded (gpu_workers.tasks does
-this; called without one, as in tests and tools, a job is finished before returning).
+this; called without one, as in tests and tools, a job is finished before returning). Its
+FRAMECAST_FINISHER_THREADS threads finish that many clips at once, for turbo speeds whose
+clips denoise faster than one thread encodes them.
 """
 
 import contextlib
 import contextvars
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import numpy as np
 from django.conf import settings
@@ -38,31 +41,66 @@ FAST_MODE_CACHE_THRESHOLD = 0.1
 
 
 class Finisher:
-    """Encodes and stores denoised clips on one background thread. At most one clip waits
-    for it: a worker that denoises faster than it encodes is held back rather than piling
-    up frames in memory."""
+    """Encodes and stores denoised clips on `threads` background threads (default
+    FRAMECAST_FINISHER_THREADS). At most `threads` clips are in its hands: a worker that
+    denoises faster than they are finished is held back rather than piling up frames in
+    memory. Each clip is finished once, by one thread; clips may be stored out of order
+    (each job's end is fenced by its own owner, services.owned_by)."""
 
-    def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="framecast-finish")
-        self._pending: Future | None = None
-        self._lock = threading.Lock()
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads if threads is not None else finisher_threads()
+        if self.threads < 1:
+            raise ValueError(f"a finisher needs at least one thread, got {self.threads}")
+        self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="framecast-finish")
+        self._pending: list[Future] = []
+        self._lock = threading.RLock()  # drain() from a handler on a thread inside submit() must not deadlock
 
     def submit(self, work: Callable[[], None], *, job_id=None) -> None:
         with self._lock:
-            self.drain()
+            self._wait_until(self.threads - 1)  # a thread is free for this clip
             heartbeat.finishing_started(job_id)  # before the caller's job_finished: never unnamed
             # In a copy of the caller's context: its log lines keep the job's request id.
-            self._pending = self._executor.submit(contextvars.copy_context().run, _in_own_connection, work, job_id)
+            self._pending.append(
+                self._executor.submit(contextvars.copy_context().run, _in_own_connection, work, job_id)
+            )
 
     def drain(self) -> None:
-        """Waits until the clip in hand (if any) is stored. Never raises: a clip's failure
-        is its job's (the work ends it), and must not become the next job's."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            try:
-                pending.result()
-            except Exception:  # noqa: BLE001 - logged; the next clip starts clean
-                logger.exception("Finishing a clip failed outside its job")
+        """Waits until every clip in hand is stored. Never raises: a clip's failure is its
+        job's (the work ends it), and must not become the next job's."""
+        with self._lock:
+            self._wait_until(0)
+
+    def in_flight(self) -> int:
+        return sum(not future.done() for future in list(self._pending))
+
+    def _wait_until(self, at_most: int) -> None:
+        while True:
+            for future in [f for f in self._pending if f.done()]:
+                self._pending.remove(future)
+                try:
+                    future.result()
+                except Exception:  # noqa: BLE001 - logged; the next clip starts clean
+                    logger.exception("Finishing a clip failed outside its job")
+            if len(self._pending) <= at_most:
+                return
+            wait(self._pending, return_when=FIRST_COMPLETED)
+
+
+def finisher_threads() -> int:
+    """FRAMECAST_FINISHER_THREADS as a number: "auto" is one thread per AUTO_CORES_PER_FINISHER
+    cores of this host, at least 1 and at most AUTO_MAX_FINISHER_THREADS (bench/gpu.py
+    --finish-only: how many a turbo clip needs)."""
+    value = settings.FRAMECAST_FINISHER_THREADS
+    if value == "auto":
+        return max(1, min(AUTO_MAX_FINISHER_THREADS, (os.cpu_count() or 1) // AUTO_CORES_PER_FINISHER))
+    return int(value)
+
+
+# One clip's finishing (watermark, then x264, which spreads over ~1.5 threads per core)
+# keeps about two cores busy; beyond 4 in flight the frames held (a 720p clip of 81
+# frames is 224 MB, more with its marked copy) cost more than they save.
+AUTO_CORES_PER_FINISHER = 2
+AUTO_MAX_FINISHER_THREADS = 4
 
 
 def _in_own_connection(work: Callable[[], None], job_id) -> None:
@@ -79,7 +117,7 @@ _finisher_lock = threading.Lock()
 
 
 def background_finisher() -> Finisher:
-    """This process's finisher (one per worker process)."""
+    """This process's finisher (one per worker process, FRAMECAST_FINISHER_THREADS threads)."""
     global _finisher
     with _finisher_lock:
         if _finisher is None:
@@ -88,7 +126,7 @@ def background_finisher() -> Finisher:
 
 
 def drain_background_finisher() -> None:
-    """At worker shutdown: store the clip being encoded before the process exits."""
+    """At worker shutdown: store every clip being finished before the process exits."""
     if _finisher is not None:
         _finisher.drain()
 
