@@ -237,7 +237,7 @@ def _denoise(job: Job):
     started = time.monotonic()
     progress = {"step": 0, "left": None}  # the last step done, and the seconds still to go
 
-    writes = _ProgressWrites()
+    writes = _ProgressWrites(lag_seconds=settings.FRAMECAST_PROGRESS_STORE_LAG_SECONDS)
 
     def on_step(i: int, n: int) -> None:
         now = time.monotonic()
@@ -386,7 +386,7 @@ class _ProgressWrites:
     model's take milliseconds) one UPDATE per half second instead of one per step. The last
     step is always stored."""
 
-    def __init__(self, lag_seconds: float = 0.5) -> None:
+    def __init__(self, lag_seconds: float) -> None:
         self.lag_seconds = lag_seconds
         self.behind_since: float | None = None  # when the row's step fell behind, if it has
 
