@@ -54,10 +54,15 @@ def job_queue_position(job: Job) -> int | None:
         own = tier.filter(team_id=job.team_id, dispatch_key__lt=job.dispatch_key).count()
         waiting = dict(tier.values("team_id").annotate(n=Count("pk")).values_list("team_id", "n"))
         order = teams_in_turn(tier, job.pool)
+        if job.team_id not in order:
+            return None  # claimed (or cancelled) between these reads: no longer waiting
         mine = order.index(job.team_id)
         others = sum(min(waiting[team], own + (index < mine)) for index, team in enumerate(order) if team != job.team_id)
         ahead = own + others + tier.filter(attempts__gt=0).count()
-    place = tier.order_by("dispatch_key").values_list("dispatch_key", flat=True)[min(ahead, tier.count() - 1)]
+    place = next(iter(tier.order_by("dispatch_key").values_list("dispatch_key", flat=True)[
+        min(ahead, max(tier.count() - 1, 0)):][:1]), None)
+    if place is None:
+        return None  # the tier emptied between these reads: the job is no longer waiting
     ahead += queued.exclude(priority=job.priority).filter(dispatch_key__lt=place).count()
     return ahead + 1
 

@@ -363,9 +363,11 @@ def owned_by(job: Job) -> dict:
     return {"attempts": job.attempts, "worker": job.worker}
 
 
-def job_report_step(job: Job, *, step: int, eta_seconds: float | None) -> None:
-    # Stored so that a page reloaded mid-job resumes at the right step.
-    Job.objects.filter(pk=job.pk, state=Job.State.RUNNING, **owned_by(job)).update(progress_step=step)
+def job_report_step(job: Job, *, step: int, eta_seconds: float | None, store: bool = True) -> None:
+    """Tell the job's watchers a step is done; with `store`, also the job row, so that a page
+    reloaded mid-job resumes at the right step (the worker stores quick steps less often)."""
+    if store:
+        Job.objects.filter(pk=job.pk, state=Job.State.RUNNING, **owned_by(job)).update(progress_step=step)
     events.publish(
         job.id,
         {

@@ -275,10 +275,14 @@ def _denoise(job: Job):
     started = time.monotonic()
     progress = {"step": 0, "left": None}  # the last step done, and the seconds still to go
 
+    writes = _ProgressWrites(lag_seconds=settings.FRAMECAST_PROGRESS_STORE_LAG_SECONDS)
+
     def on_step(i: int, n: int) -> None:
-        elapsed = time.monotonic() - started
+        now = time.monotonic()
+        elapsed = now - started
         progress["step"], progress["left"] = i, elapsed / i * (n - i)
-        services.job_report_step(job, step=i, eta_seconds=progress["left"])
+        store = i == n or writes.due(now, step_seconds=elapsed / i)
+        services.job_report_step(job, step=i, eta_seconds=progress["left"], store=store)
 
     def should_stop() -> bool:
         # One indexed read per step: steps of real models take seconds.
@@ -411,6 +415,27 @@ def _finish(job: Job, frames) -> None:
     # One line per job with the time of each finishing step (bench/overhead.py reads it).
     logger.info("Job %s finished in %.1f ms (%s)", job.id, 1000 * _last_finish_seconds[0], stages)
     heartbeat.trouble(None)
+
+
+class _ProgressWrites:
+    """Which steps' progress is written to the job row. Every step's event goes out live;
+    the row (what a reloaded page resumes from) gets a step unless skipping it could leave
+    the stored step behind the real one for `lag_seconds` or more: with quick steps (the tiny
+    model's take milliseconds) one UPDATE per half second instead of one per step. The last
+    step is always stored."""
+
+    def __init__(self, lag_seconds: float) -> None:
+        self.lag_seconds = lag_seconds
+        self.behind_since: float | None = None  # when the row's step fell behind, if it has
+
+    def due(self, now: float, *, step_seconds: float) -> bool:
+        if self.behind_since is None:
+            self.behind_since = now
+        # Skipped, this step's write comes with the next one, about step_seconds from now.
+        if now - self.behind_since + step_seconds < self.lag_seconds:
+            return False
+        self.behind_since = None
+        return True
 
 
 class _Stages:

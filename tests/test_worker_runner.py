@@ -134,3 +134,33 @@ def test_a_failure_while_encoding_in_the_background_fails_the_job_and_releases_i
     job.refresh_from_db()
     assert job.state == Job.State.FAILED and "disk full" in job.error_detail
     assert account_for_team(team).available == before
+
+
+def test_quick_steps_are_stored_together_so_the_stored_step_lags_under_the_limit():
+    from gpu_workers.runner import _ProgressWrites
+
+    writes = _ProgressWrites(lag_seconds=0.5)
+    # Steps of 1/8 s: stored every half second, never leaving the row behind longer.
+    stored = [i for i in range(1, 21) if writes.due(i * 0.125, step_seconds=0.125)]
+    assert stored == [4, 8, 12, 16, 20]
+    # Slow steps (as long as the limit or longer): every one is stored.
+    slow = _ProgressWrites(lag_seconds=0.5)
+    assert all(slow.due(i * 2.0, step_seconds=2.0) for i in range(1, 6))
+    # 0: every step stored.
+    every = _ProgressWrites(lag_seconds=0)
+    assert all(every.due(i * 0.01, step_seconds=0.01) for i in range(1, 6))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_quick_job_stores_its_last_step_and_publishes_every_step(alice, tiny_model):
+    from unittest import mock
+
+    from generation import services
+
+    job = make_job(alice, steps=8)  # the tiny model's steps take milliseconds: one UPDATE, eight events
+    with mock.patch.object(services.events, "publish", wraps=services.events.publish) as published:
+        run_next(job.pool, worker="w1")
+    job.refresh_from_db()
+    steps = [call.args[1]["i"] for call in published.call_args_list if call.args[1]["type"] == "step"]
+    assert steps == list(range(1, job.steps + 1))
+    assert job.progress_step == job.steps
