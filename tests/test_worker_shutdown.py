@@ -49,10 +49,10 @@ def test_sigterm_during_a_long_job_hands_it_back_at_a_step_boundary_and_another_
     debited once, the quoted price, with no charge for the discarded steps."""
     job = job_submit(team=alice.personal_team, user=alice, params=params(width=192, height=192, num_frames=33, steps=30))
     dispatch_key, price = job.dispatch_key, job.price_credits
-    # Every step stored: the test reads the worker's progress from the row.
+    # (Every step is stored by default: the test reads the worker's progress from the row.)
     # No grace, so the job cannot end in time however fast this machine's steps are (with 1 s
     # an idle machine finished the whole job first).
-    first = start_worker("w1", FRAMECAST_SHUTDOWN_GRACE_SECONDS="0", FRAMECAST_PROGRESS_STORE_LAG_SECONDS="0")
+    first = start_worker("w1", FRAMECAST_SHUTDOWN_GRACE_SECONDS="0")
     wait_for(lambda: Job.objects.get(pk=job.pk).progress_step >= 2, what="the first worker never got going")
     step_at_sigterm = Job.objects.get(pk=job.pk).progress_step
     assert sigterm(first) == 0
@@ -87,7 +87,7 @@ def test_sigterm_during_a_short_job_lets_it_finish_and_takes_no_new_job(alice, b
     the next worker."""
     short = job_submit(team=alice.personal_team, user=alice, params=params(width=128, height=128, num_frames=17, steps=20))
     behind = job_submit(team=bob.personal_team, user=bob, params=params(seed=4))
-    worker = start_worker("w1", FRAMECAST_PROGRESS_STORE_LAG_SECONDS="0")  # every step stored, as above
+    worker = start_worker("w1")
     wait_for(lambda: Job.objects.get(pk=short.pk).progress_step >= 2, what="the worker never got going")
     assert Job.objects.get(pk=short.pk).progress_step < 20, "the job ended before the test could stop its worker"
     assert sigterm(worker) == 0
