@@ -90,6 +90,20 @@ def tiny_default(settings):
     settings.FRAMECAST_DEFAULT_MODEL = "framecast-tiny"
 
 
+@pytest.fixture(scope="module")
+def warm_tiny_pipeline(tmp_path_factory):
+    """A tiny pipeline of the module's own, loaded through the worker's pipeline cache as a
+    worker holds it (the cache is emptied before and after the module)."""
+    from gpu_workers import pipeline
+    from gpu_workers.tiny_model import ensure_tiny_model
+
+    path = tmp_path_factory.mktemp("models") / "tiny"
+    ensure_tiny_model(path)
+    pipeline.clear_pipeline_cache()
+    yield pipeline.load_pipeline(path)
+    pipeline.clear_pipeline_cache()
+
+
 @pytest.fixture(scope="session")
 def tiny_model(data_dirs):
     from gpu_workers.tiny_model import ensure_tiny_model

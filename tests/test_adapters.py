@@ -13,18 +13,13 @@ import pytest
 
 from gpu_workers import adapters
 from gpu_workers import pipeline as gp
-from gpu_workers.tiny_model import ensure_tiny_model
 
 CLIP = dict(prompt="a red ball rolls", negative_prompt="", seed=5, width=64, height=64, num_frames=5, steps=4, guidance=5.0)
 
 
 @pytest.fixture(scope="module")
-def pipe(tmp_path_factory):
-    path = tmp_path_factory.mktemp("models") / "tiny"
-    ensure_tiny_model(path)
-    gp.clear_pipeline_cache()
-    yield gp.load_pipeline(path)
-    gp.clear_pipeline_cache()
+def pipe(warm_tiny_pipeline):
+    return warm_tiny_pipeline
 
 
 @pytest.fixture(autouse=True)
