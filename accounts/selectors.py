@@ -16,17 +16,16 @@ def active_membership(user: User, session) -> Membership | None:
         return None
     memberships = Membership.objects.filter(user=user).select_related("team")
     chosen = session.get(ACTIVE_TEAM_SESSION_KEY) if session is not None else None
-    if chosen is not None:
-        membership = memberships.filter(team_id=chosen).first()
-        if membership is not None:
-            return membership
-    membership = memberships.filter(team__personal_owner=user).first() or memberships.order_by("pk").first()
+    membership = memberships.filter(team_id=chosen).first() if chosen is not None else None
+    if membership is None:
+        membership = memberships.filter(team__personal_owner=user).first() or memberships.order_by("pk").first()
     if membership is None:
         # Created here, where every page, API call and websocket asks, so that no path
         # (createsuperuser, the admin, a future importer) leaves a user without a team.
         from .services import personal_team_ensure  # services import teams, which import this module
 
         membership = personal_team_ensure(user=user)
+    membership.user = user  # the request's user, already loaded (a permission check reads it)
     return membership
 
 

@@ -11,6 +11,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.db import update_returning
+
 from .models import BillingAccount, CreditEntry, JobCharge, UsageReport
 from .plans import default_plan
 
@@ -58,18 +60,24 @@ def _append(
     actor: str = "",
     reference: str = "",
     note: str = "",
+    at=None,
 ) -> CreditEntry:
-    """Apply bucket deltas to the (locked) account and record them. The arithmetic happens
-    in the database, so even a caller that forgot the lock cannot write a stale balance;
-    the CHECK constraints refuse a negative one."""
-    BillingAccount.objects.filter(pk=account.pk).update(
+    """Apply bucket deltas to the (locked) account and record them (as of `at`, default
+    now). The arithmetic happens in the database, so even a caller that forgot the lock
+    cannot write a stale balance; the CHECK constraints refuse a negative one. The new
+    balance comes back from the same UPDATE."""
+    at = at or timezone.now()
+    (updated,) = update_returning(
+        BillingAccount.objects.filter(pk=account.pk),
         subscription_credits=F("subscription_credits") + subscription,
         purchased_credits=F("purchased_credits") + purchased,
         held_credits=F("held_credits") + held,
-        updated_at=timezone.now(),
+        updated_at=at,
     )
-    account.refresh_from_db(fields=["subscription_credits", "purchased_credits", "held_credits", "updated_at"])
+    for name in ("subscription_credits", "purchased_credits", "held_credits", "updated_at"):
+        setattr(account, name, getattr(updated, name))
     return CreditEntry.objects.create(
+        created_at=at,
         account=account,
         kind=kind,
         amount=subscription + purchased,
@@ -169,15 +177,17 @@ def _settle(job_id, to_state: str) -> JobCharge | None:
     charge = JobCharge.objects.filter(job_id=job_id).first()
     if charge is None:
         return None
-    account = BillingAccount.objects.select_for_update().get(pk=charge.account_id)
-    # Settle once: of two racing settlements, only one changes the row.
-    if not JobCharge.objects.filter(pk=charge.pk, state=JobCharge.State.HELD).update(
-        state=to_state, settled_at=timezone.now()
-    ):
+    # (The plan comes in the same read: a capture asks whether it meters overage.)
+    account = BillingAccount.objects.select_for_update(of=("self",)).select_related("plan").get(pk=charge.account_id)
+    # Settle once: of two racing settlements, only one changes the row. The charge is
+    # settled at its entry's instant: a period or export window then counts a job's spend
+    # exactly where the ledger has it (billing.budgets).
+    settled_at = timezone.now()
+    if not JobCharge.objects.filter(pk=charge.pk, state=JobCharge.State.HELD).update(state=to_state, settled_at=settled_at):
         return None
     held = charge.from_subscription + charge.from_purchased
     if to_state == JobCharge.State.CAPTURED:
-        entry = _append(account, Kind.CAPTURE, held=-held, job_id=job_id)
+        _append(account, Kind.CAPTURE, held=-held, job_id=job_id, at=settled_at)
         if account.plan.metered_overage and charge.overage_credits:
             # Only the part of the video the balance did not pay for is billed as usage.
             UsageReport.objects.create(
@@ -187,31 +197,31 @@ def _settle(job_id, to_state: str) -> JobCharge | None:
                 value=round(charge.video_seconds * charge.overage_credits / charge.price_credits, 3),
             )
     else:
-        entry = _append(
+        _append(
             account,
             Kind.RELEASE,
             subscription=charge.from_subscription,
             purchased=charge.from_purchased,
             held=-held,
             job_id=job_id,
+            at=settled_at,
         )
-    # The charge is settled at the entry's instant: a period or export window then counts
-    # a job's spend exactly where the ledger has it (billing.budgets).
-    JobCharge.objects.filter(pk=charge.pk).update(settled_at=entry.created_at)
     if to_state == JobCharge.State.CAPTURED:
         from .budgets import spend_record  # budgets reads the ledger's charges; the ledger tells it of each capture
 
-        spend_record(charge, at=entry.created_at)
+        spend_record(charge, at=settled_at)
     return charge
 
 
-@transaction.atomic
+# Without a savepoint of their own inside the job's end (two round trips on every job's
+# path): an error there fails the whole transaction, as it must.
+@transaction.atomic(savepoint=False)
 def credits_capture(job_id) -> JobCharge | None:
     """The job succeeded: its held credits are spent."""
     return _settle(job_id, JobCharge.State.CAPTURED)
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def credits_release(job_id) -> JobCharge | None:
     """The job failed or was cancelled: its held credits return to where they came from."""
     return _settle(job_id, JobCharge.State.RELEASED)

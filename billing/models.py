@@ -8,6 +8,7 @@ billing.ledger, which locks the account row, writes one CreditEntry per change a
 from decimal import Decimal
 
 from django.db import models
+from django.utils import timezone
 from django.db.models import Q
 
 
@@ -167,7 +168,8 @@ class CreditEntry(AppendOnlyModel):
     actor = models.CharField(max_length=254, blank=True, default="")
     reference = models.CharField(max_length=200, blank=True, default="", help_text="e.g. a Stripe object id")
     note = models.CharField(max_length=500, blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Now, unless the ledger gives the instant (a settlement dates its charge and its entry alike).
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]

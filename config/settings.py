@@ -256,10 +256,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # of a job already claimed does nothing.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 6 * 3600)}
 if CELERY_BROKER_URL.startswith("memory://"):
-    # The in-process broker is polled (once a second by default), unlike Redis' blocking
-    # pop: poll often, or every embedded job waits up to a second before it starts (at
-    # 10 ms, 5 ms on average; an idle poll costs microseconds).
-    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.01
+    # The in-process broker: kombu's memory transport, woken by each message instead of
+    # polled (config/embedded_broker.py); the interval is only its longest sleep.
+    CELERY_BROKER_TRANSPORT = "config.embedded_broker:Transport"
+    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 1.0
 
 # Login throttling and rate limits count in the cache, so it must be shared by every web
 # process: Redis when configured; the embedded mode is a single process.

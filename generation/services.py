@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from billing import budgets, ledger, pricing, quotas
 from billing.models import BillingAccount
+from core.db import update_returning
 from core.errors import InvalidInput
 from core.outages import retrying_while_database_unavailable
 
@@ -247,12 +248,19 @@ def jobs_promote_throttled(team_id) -> list[Job]:
     return promoted
 
 
-def _job_end(job_id, to: str, *, expect: dict | None = None, **changes) -> Job:
+def _job_end(job_id, to: str, *, expect: dict | None = None, claimed: Job | None = None, **changes) -> Job:
     """Enter a terminal state and settle the job's credits in the same transaction: captured
-    on success, released otherwise. Then a throttled job of the team may take the slot."""
+    on success, released otherwise. Then a throttled job of the team may take the slot.
+    `claimed`: the attempt the caller runs (and `expect` holds it to), whose start is known,
+    so its cost is written with the new state rather than after it."""
     with transaction.atomic():
-        job = job_transition(job_id, to, expect=expect, **changes)
-        _record_cost(job)
+        if claimed is not None and claimed.started_at is not None:
+            changes["finished_at"] = timezone.now()
+            changes.update(_cost_fields(claimed, end=changes["finished_at"]))
+            job = job_transition(job_id, to, expect=expect, **changes)
+        else:
+            job = job_transition(job_id, to, expect=expect, **changes)
+            _record_cost(job)
         _notify(job, f"video.{to}")
         if to == Job.State.SUCCEEDED:
             ledger.credits_capture(job.id)
@@ -274,33 +282,46 @@ def job_transition(job_id, to: str, *, expect: dict | None = None, **changes) ->
     allowed_from = [state for state, targets in Job.TRANSITIONS.items() if to in targets]
     stamp = Job.STATE_TIMESTAMPS.get(to)
     if stamp:
-        changes[stamp] = timezone.now()
-    updated = Job.objects.filter(pk=job_id, state__in=allowed_from, **(expect or {})).update(state=to, **changes)
-    if updated != 1:
+        changes.setdefault(stamp, timezone.now())
+    # The changed row comes back from the UPDATE itself (one statement, not two).
+    updated = update_returning(Job.objects.filter(pk=job_id, state__in=allowed_from, **(expect or {})), state=to, **changes)
+    if len(updated) != 1:
         current = Job.objects.filter(pk=job_id).values_list("state", flat=True).first()
         raise InvalidTransition(f"Job {job_id} cannot go from '{current}' to '{Job.State(to).value}'.")
-    return Job.objects.get(pk=job_id)
+    return updated[0]
+
+
+def _cost_fields(job: Job, *, end) -> dict:
+    """Queue wait, GPU-seconds (from claim to end: the GPU is this job's all along) and
+    their price at the pool's rate, for a job that started."""
+    pool = pools.get_pool(job.pool)
+    gpu_seconds = (end - job.started_at).total_seconds()
+    return {
+        "queue_seconds": (job.started_at - (job.queued_at or job.created_at)).total_seconds(),
+        "gpu_seconds": gpu_seconds,
+        "cost_usd": Decimal(str(round(gpu_seconds * pool.price_per_gpu_hour / 3600, 6))) if pool else None,
+    }
 
 
 def _record_cost(job: Job) -> None:
-    """Queue wait, GPU-seconds (from claim to end: the GPU is this job's all along) and
-    their price at the pool's rate. Cancelled-while-queued jobs cost nothing."""
+    """The cost fields of an ended job; cancelled-while-queued jobs cost nothing."""
     if job.started_at is None:
         return
-    end = job.finished_at or timezone.now()
-    pool = pools.get_pool(job.pool)
-    gpu_seconds = (end - job.started_at).total_seconds()
-    job.queue_seconds = (job.started_at - (job.queued_at or job.created_at)).total_seconds()
-    job.gpu_seconds = gpu_seconds
-    job.cost_usd = Decimal(str(round(gpu_seconds * pool.price_per_gpu_hour / 3600, 6))) if pool else None
+    for name, value in _cost_fields(job, end=job.finished_at or timezone.now()).items():
+        setattr(job, name, value)
     job.save(update_fields=["queue_seconds", "gpu_seconds", "cost_usd"])
 
 
 def job_start(job_id, *, worker: str) -> Job:
     with transaction.atomic():
-        job = job_transition(job_id, Job.State.RUNNING, worker=worker, attempts=F("attempts") + 1, progress_step=0)
-        _notify(job, "video.started")
+        job = _job_started(job_id, worker=worker)
     events.publish(job.id, {"type": "started"})
+    return job
+
+
+def _job_started(job_id, *, worker: str) -> Job:
+    job = job_transition(job_id, Job.State.RUNNING, worker=worker, attempts=F("attempts") + 1, progress_step=0)
+    _notify(job, "video.started")
     return job
 
 
@@ -337,8 +358,12 @@ def job_claim_next(pool: str, *, worker: str) -> Job | None:
                 .first()
             )
             if job_id is not None:
-                return job_start(job_id, worker=worker)
-        return None
+                job = _job_started(job_id, worker=worker)
+                break
+        else:
+            return None
+    events.publish(job.id, {"type": "started"})
+    return job
 
 
 def _claims_serialised(pool: str) -> None:
@@ -406,7 +431,9 @@ def job_succeed(
     }
     try:
         done = retrying_while_database_unavailable(
-            lambda: _job_end(job.pk, Job.State.SUCCEEDED, expect=owned_by(job), encode_seconds=encode_seconds, **names),
+            lambda: _job_end(
+                job.pk, Job.State.SUCCEEDED, expect=owned_by(job), claimed=job, encode_seconds=encode_seconds, **names
+            ),
             seconds=retry_seconds, what=f"storing job {job.pk}",
         )
     except InvalidTransition:

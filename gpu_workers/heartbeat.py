@@ -9,6 +9,7 @@ beating until it can work again: it must not look healthy meanwhile."""
 
 import logging
 import resource
+import sys
 import threading
 
 from django.conf import settings
@@ -45,8 +46,6 @@ def _pool_from_queues(queues: list[str]) -> str:
 
 
 def _device_and_memory() -> tuple[str, float]:
-    import sys
-
     torch = sys.modules.get("torch")  # only report CUDA if the worker already loaded torch
     cuda = getattr(torch, "cuda", None)  # None while another thread is still importing torch
     if cuda is not None and cuda.is_available():
@@ -65,6 +64,8 @@ def beat() -> None:
 
     device, memory = _device_and_memory()
     finishing = finishing_job_ids()
+    embeddings = sys.modules.get("gpu_workers.embeddings")  # loaded with the first model
+    cache = embeddings.counts() if embeddings is not None else {"hits": 0, "misses": 0}
     WorkerHeartbeat.objects.update_or_create(
         hostname=state.hostname,
         defaults={
@@ -75,6 +76,9 @@ def beat() -> None:
             "finishing_job_id": finishing[0] if finishing else None,  # the oldest, for displays
             "finishing_job_ids": [str(job_id) for job_id in finishing],
             "jobs_done": state.jobs_done,
+            # The prompt-embedding cache's counters (for /metrics), since the process started.
+            "embedding_cache_hits": cache["hits"],
+            "embedding_cache_misses": cache["misses"],
             "phase": current_phase(),
             "started_at": state.started_at,
             "last_seen_at": timezone.now(),

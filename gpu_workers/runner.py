@@ -327,7 +327,6 @@ def _denoise(job: Job):
         cache["hits"] + cache["misses"] - cache_before["hits"] - cache_before["misses"],
         "n/a" if rate is None else f"{100 * rate:.0f}%", ", ".join(a.name for a in job_adapters) or "none",
     )
-    _record_embedding_cache(cache)
     return services.job_start_encoding(job, inference_seconds=inference_seconds, load_seconds=started - claimed), frames
 
 
@@ -350,18 +349,6 @@ def _adapters(job: Job, spec) -> list[pipeline.Adapter]:
             name=f"lora_{entry['sha256'][:12]}", path=path, scale=float(entry["scale"]), label=entry["name"],
         ))
     return chosen
-
-
-def _record_embedding_cache(figures: dict) -> None:
-    """This worker's embedding-cache counters onto its heartbeat row (for /metrics)."""
-    from .models import WorkerHeartbeat
-
-    try:
-        WorkerHeartbeat.objects.filter(hostname=heartbeat.state.hostname).update(
-            embedding_cache_hits=figures["hits"], embedding_cache_misses=figures["misses"]
-        )
-    except Exception:  # noqa: BLE001 - a counter must never fail the job
-        logger.warning("Could not record the embedding cache's counters", exc_info=True)
 
 
 def _conditioning(job: Job, spec) -> dict:

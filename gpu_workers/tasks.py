@@ -89,4 +89,7 @@ def _stop_heartbeat(**kwargs) -> None:
     runner = sys.modules.get("gpu_workers.runner")  # loaded only if this worker ran a job
     if runner is not None:
         runner.drain_background_finisher()  # the clip being encoded is stored before exit
+    from generation import events
+
+    events.flush()  # and its `succeeded` event sent
     heartbeat.stop()

@@ -203,8 +203,47 @@ def _classify(text: str, config: dict) -> Verdict:
 def offensive_probability(text: str) -> float | None:
     """alt-profanity-check's probability that `text` is offensive (its linear model ships
     in the wheel: no download). None if the package is not installed."""
+    model = _offensive_model()
+    return None if model is None else model.probability(text)
+
+
+@dataclass(frozen=True)
+class _LinearProfanityModel:
+    """alt-profanity-check's model, evaluated directly. It is a TF-IDF vectoriser and a
+    CalibratedClassifierCV of linear SVMs with sigmoid calibration, so its probability is
+    the mean over the calibrated copies of expit(-(a·(x·w + c) + b)). The same figure as
+    its predict_prob (tests/test_moderation.py checks them against each other), without
+    scikit-learn's per-call input validation: 0.3 ms a prompt instead of 3 (about 10 ms on
+    a loaded machine), on every submission."""
+
+    vectorizer: object
+    weights: object  # (features, copies): each copy's SVM coefficients
+    intercepts: object  # (copies,)
+    slopes: object  # the sigmoid calibrations' a
+    offsets: object  # and b
+
+    def probability(self, text: str) -> float:
+        import numpy as np
+
+        decision = np.asarray(self.vectorizer.transform([text]) @ self.weights).ravel() + self.intercepts
+        return float(np.mean(1.0 / (1.0 + np.exp(self.slopes * decision + self.offsets))))
+
+
+@lru_cache(maxsize=1)
+def _offensive_model() -> _LinearProfanityModel | None:
     try:
-        from profanity_check import predict_prob
+        from profanity_check import profanity_check
     except ImportError:
         return None
-    return float(predict_prob([text])[0])
+    import numpy as np
+
+    copies = profanity_check.model.calibrated_classifiers_
+    if profanity_check.model.method != "sigmoid" or any(len(copy.calibrators) != 1 for copy in copies):
+        raise ImproperlyConfigured("alt-profanity-check's model is not the binary sigmoid-calibrated one this reads.")
+    return _LinearProfanityModel(
+        vectorizer=profanity_check.vectorizer,
+        weights=np.stack([copy.estimator.coef_.ravel() for copy in copies], axis=1),
+        intercepts=np.array([copy.estimator.intercept_[0] for copy in copies]),
+        slopes=np.array([copy.calibrators[0].a_ for copy in copies]),
+        offsets=np.array([copy.calibrators[0].b_ for copy in copies]),
+    )

@@ -122,12 +122,15 @@ def test_the_counters_reach_metrics_through_the_workers_heartbeat_row(client, al
     from .test_tenant_isolation import make_job
 
     monkeypatch.setattr(heartbeat.state, "hostname", "w1@gpu-a")
+    monkeypatch.setattr(heartbeat.state, "pool", "cpu")
     now = timezone.now()
+    monkeypatch.setattr(heartbeat.state, "started_at", now)
     WorkerHeartbeat.objects.create(hostname="w1@gpu-a", pool="cpu", device="cpu", started_at=now, last_seen_at=now)
     before = embeddings.counts()
     for seed in (1, 2):  # the same prompt twice: the second job's two lookups are hits
         make_job(alice, width=64, height=32, num_frames=5, steps=2, seed=seed)
         run_next("cpu", worker="test")
+    heartbeat.beat()  # the heartbeat thread's next beat (not a write on the job's path)
     row = WorkerHeartbeat.objects.get(hostname="w1@gpu-a")
     assert (row.embedding_cache_hits - before["hits"], row.embedding_cache_misses - before["misses"]) == (2, 2)
     body = client.get("/metrics").content.decode()

@@ -185,17 +185,24 @@ def test_a_custom_policy_file_is_applied(alice, alice_client, settings, tmp_path
 
 
 @pytest.mark.services
-def test_concurrent_refusals_leave_exactly_one_suspension(alice, transactional_db):
+def test_concurrent_refusals_leave_exactly_one_suspension(alice, transactional_db, settings):
     from core.errors import Refusal
     from safety.moderation import prompt_check
 
     from .conftest import at_once
 
+    from safety.moderation import PromptRefused, TeamSuspended
+
     team = alice.personal_team
     outcomes = at_once(lambda: prompt_check(team=team, user=alice, prompt=REFUSED), 6)
     assert len(outcomes) == 6 and all(isinstance(outcome, Refusal) for outcome in outcomes)
     assert Suspension.objects.filter(team=team, lifted_at__isnull=True).count() == 1
-    assert ModerationDecision.objects.filter(outcome="refuse").count() == 6
+    # A thread that reaches the check after the suspension is in place is refused as
+    # suspended, with nothing recorded; every prompt refused is recorded once.
+    refused = [outcome for outcome in outcomes if isinstance(outcome, PromptRefused)]
+    assert all(isinstance(outcome, TeamSuspended) for outcome in outcomes if outcome not in refused)
+    assert len(refused) >= settings.FRAMECAST_SUSPEND_AFTER_REFUSALS
+    assert ModerationDecision.objects.filter(outcome="refuse").count() == len(refused)
 
 
 def test_a_prompt_of_only_invisible_characters_is_refused_like_an_empty_one(alice, alice_client, client):
@@ -219,3 +226,24 @@ def test_the_attackers_disguises_are_refused_at_submission(alice, alice_client):
     for prompt in ["a t\u200berrorist recruitment video", "terr\u00adorist propaganda", "t\u0435rr\u043erist propaganda"]:
         assert studio_post(alice_client, prompt).status_code == 422, prompt
     assert not Job.objects.exists() and credits_state(alice.personal_team) == before
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a red ball bouncing on a blue floor",
+        "you stupid fucking idiot, a cat",
+        "shit happens on a sunny afternoon",
+        "",
+        "日本語のテキストと a dog",
+        "kill the lights, then a slow pan across the ocean " * 40,
+    ],
+)
+def test_the_classifier_read_directly_gives_the_packages_own_probability(text):
+    # policy.offensive_probability evaluates alt-profanity-check's linear model itself
+    # (scikit-learn's per-call validation cost ~3 ms a submission): the same figure.
+    from profanity_check.profanity_check import predict_prob
+
+    from safety.policy import offensive_probability
+
+    assert offensive_probability(text) == pytest.approx(float(predict_prob([text])[0]), abs=1e-12)
