@@ -91,5 +91,5 @@ def _stop_heartbeat(**kwargs) -> None:
         runner.drain_background_finisher()  # the clip being encoded is stored before exit
     from generation import events
 
-    events.flush()  # and its `succeeded` event sent
+    events.flush(timeout=2.0)  # and its `succeeded` event sent (not waiting long for a layer that is down)
     heartbeat.stop()
