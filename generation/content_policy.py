@@ -5,10 +5,11 @@ act on jobs), so generation does not import it: the composition root names the p
 `settings.FRAMECAST_CONTENT_POLICY` (safety.moderation), a module with
 
     prompt_check(*, team, user, prompt, negative_prompt, via_api) -> decision
-        records the decision; raises a core.errors.Refusal when the prompt or team may
-        not generate (nothing else is written then);
+        decides; raises a core.errors.Refusal when the prompt or team may not generate
+        (the refusal is recorded; nothing else is written then);
     decision_link_job(decision, job) -> None
-        remembers which job an allowed decision became.
+        records an allowed decision with the job it became (inside the submission's
+        transaction), or alone (job None) when the submission was refused afterwards.
 
 A system check refuses to start without one: a platform that silently skipped moderation
 would be worse than one that does not start.

@@ -81,8 +81,15 @@ def job_submit(*, team, user, params: JobParams, api_key=None, webhook_url: str 
     """Check the plan's limits, hold the price, record the job and queue it once committed.
     Raises a core.errors.Refusal (moderation, plan, backlog, budget) with nothing written."""
     submission = _submission_prepare(team=team, user=user, params=params, via_api=api_key is not None)
-    with budgets.refusals_counted():
-        return _submission_admit(submission, team=team, user=user, api_key=api_key, webhook_url=webhook_url, metadata=metadata)
+    try:
+        with budgets.refusals_counted():
+            return _submission_admit(
+                submission, team=team, user=user, api_key=api_key, webhook_url=webhook_url, metadata=metadata
+            )
+    except BaseException:
+        # Refused after moderation (or failed): the moderated prompt is recorded all the same.
+        content_policy.decision_link_job(submission.moderation, None)
+        raise
 
 
 def _submission_prepare(*, team, user, params: JobParams, via_api: bool) -> Submission:
@@ -140,7 +147,9 @@ def _submission_admit(submission: Submission, *, team, user, api_key, webhook_ur
             request_key=submission.request_key,
         )
         if cached is not None:
-            return _job_reuse(cached, fields)
+            job = _job_reuse(cached, fields)
+            content_policy.decision_link_job(submission.moderation, job)
+            return job
         # The money first: a budget that refuses the job says so whatever the queue holds.
         member_id, api_key_id = (user.pk if user is not None else None), (api_key.pk if api_key else None)
         spend = budgets.budgets_check(account, price=submission.price, member_id=member_id, api_key_id=api_key_id)
@@ -185,13 +194,16 @@ def _team_queue_counts(team) -> dict:
 
 def _cached_result(team, request_key: str) -> Job | None:
     # Within the team only: a reused video is the same file, watermarked for the first job,
-    # and reusing it across teams would tell one team what another made.
-    return (
+    # and reusing it across teams would tell one team what another made. (The id first: a
+    # miss, the usual answer, then costs a narrow read.)
+    found = (
         Job.objects.filter(team=team, request_key=request_key, state=Job.State.SUCCEEDED)
         .exclude(video="")
         .order_by("-finished_at")
+        .values_list("pk", flat=True)
         .first()
     )
+    return None if found is None else Job.objects.get(pk=found)
 
 
 def _job_reuse(source: Job, fields: dict) -> Job:
@@ -257,7 +269,7 @@ def _job_end(job_id, to: str, *, expect: dict | None = None, claimed: Job | None
         if claimed is not None and claimed.started_at is not None:
             changes["finished_at"] = timezone.now()
             changes.update(_cost_fields(claimed, end=changes["finished_at"]))
-            job = job_transition(job_id, to, expect=expect, **changes)
+            job = job_transition(job_id, to, expect=expect, job=claimed, **changes)
         else:
             job = job_transition(job_id, to, expect=expect, **changes)
             _record_cost(job)
@@ -271,20 +283,29 @@ def _job_end(job_id, to: str, *, expect: dict | None = None, claimed: Job | None
     return job
 
 
-def job_transition(job_id, to: str, *, expect: dict | None = None, **changes) -> Job:
+def job_transition(job_id, to: str, *, expect: dict | None = None, job: Job | None = None, **changes) -> Job:
     """Move a job to state `to` if the state machine allows it from its current state.
 
     The conditional UPDATE is also the claim: of two workers handed the same job, only
     one changes the row; the other gets InvalidTransition. `expect` adds conditions, e.g.
     the attempt a worker claimed, so a worker presumed lost (and replaced) that wakes up
     again cannot move a job it no longer owns.
+
+    The changed row comes back from the UPDATE itself (one statement, not two); with `job`,
+    the caller's own copy of the row (a worker's claimed job, which `expect` holds to),
+    plain changes are applied to that copy instead of read back.
     """
     allowed_from = [state for state, targets in Job.TRANSITIONS.items() if to in targets]
     stamp = Job.STATE_TIMESTAMPS.get(to)
     if stamp:
         changes.setdefault(stamp, timezone.now())
-    # The changed row comes back from the UPDATE itself (one statement, not two).
-    updated = update_returning(Job.objects.filter(pk=job_id, state__in=allowed_from, **(expect or {})), state=to, **changes)
+    rows = Job.objects.filter(pk=job_id, state__in=allowed_from, **(expect or {}))
+    if job is not None and not any(hasattr(value, "resolve_expression") for value in changes.values()):
+        updated = [job] if rows.update(state=to, **changes) == 1 else []
+        for name, value in ({"state": to, **changes} if updated else {}).items():
+            setattr(job, name, value)
+    else:
+        updated = update_returning(rows, state=to, **changes)
     if len(updated) != 1:
         current = Job.objects.filter(pk=job_id).values_list("state", flat=True).first()
         raise InvalidTransition(f"Job {job_id} cannot go from '{current}' to '{Job.State(to).value}'.")
@@ -325,7 +346,7 @@ def _job_started(job_id, *, worker: str) -> Job:
     return job
 
 
-def job_claim_next(pool: str, *, worker: str) -> Job | None:
+def job_claim_next(pool: str, *, worker: str, likely_empty: bool = False) -> Job | None:
     """Claim the pool's next queued job for `worker`.
 
     Between priority tiers the dispatch key decides, as it always has: the pool's smallest
@@ -340,17 +361,21 @@ def job_claim_next(pool: str, *, worker: str) -> Job | None:
     Claims of one pool take turns (a PostgreSQL advisory lock held to commit: each claim
     sees whom the one before it served); SKIP LOCKED passes over a job being cancelled.
     bench/fleet.py replays a day of traffic through this same function."""
+    queued = Job.objects.filter(pool=pool, state=Job.State.QUEUED)
+    # `likely_empty` (a worker asking again after a job): an empty queue, the usual answer
+    # then, costs one read and no lock (a job queued meanwhile has its own wake-up on the
+    # way), not a locked transaction while the finisher stores the job just done.
+    if likely_empty and not queued.exists():
+        return None
     with transaction.atomic():
         _claims_serialised(pool)
-        queued = Job.objects.filter(pool=pool, state=Job.State.QUEUED)
-        tier = (
-            queued.order_by(F("dispatch_key").asc(nulls_last=True), "created_at")
-            .values_list("priority", flat=True)
-            .first()
-        )
-        if tier is None:
+        # The queue's head (its tier), and whether anything else waits: a job alone in the
+        # queue needs no turn taking (the usual case when the pool keeps up).
+        head = list(queued.order_by(F("dispatch_key").asc(nulls_last=True), "created_at").values_list("pk", "priority")[:2])
+        if not head:
             return None
-        for candidates in _in_turn(queued.filter(priority=tier), pool):
+        alone = len(head) == 1
+        for candidates in [queued.filter(pk=head[0][0])] if alone else _in_turn(queued.filter(priority=head[0][1]), pool):
             job_id = (
                 candidates.select_for_update(skip_locked=True)
                 .order_by(F("dispatch_key").asc(nulls_last=True), "created_at")
@@ -411,7 +436,8 @@ def job_report_preview(job: Job, *, step: int, image: str) -> None:
 
 def job_start_encoding(job: Job, *, inference_seconds: float, load_seconds: float | None = None) -> Job:
     job = job_transition(
-        job.pk, Job.State.ENCODING, expect=owned_by(job), inference_seconds=inference_seconds, load_seconds=load_seconds
+        job.pk, Job.State.ENCODING, expect=owned_by(job), job=job, inference_seconds=inference_seconds,
+        load_seconds=load_seconds,
     )
     events.publish(job.id, {"type": "encoding"})
     return job

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 
 from django import forms
+from django.utils.functional import cached_property
 
 from billing import quotas
 from billing.models import BillingAccount, Plan
@@ -187,8 +188,8 @@ class StudioForm(JobForm):
     def __init__(self, *args, team=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.team = team
-        self.team_loras = list(loras_for_team(team)) if team is not None else []
-        choices = [("", "None"), *[(str(lora.pk), lora.name) for lora in self.team_loras]]
+        # The pickers' options are read when the form is shown, not for every submission.
+        choices = lambda: [("", "None"), *[(str(lora.pk), lora.name) for lora in self.team_loras]]  # noqa: E731
         for number in LORA_PICKERS:
             self.fields[f"lora_{number}"] = forms.CharField(
                 required=False, label=f"LoRA {number}", widget=forms.Select(choices=choices, attrs={"data-lora-select": ""})
@@ -196,6 +197,10 @@ class StudioForm(JobForm):
             self.fields[f"lora_{number}_scale"] = forms.FloatField(
                 required=False, label=f"LoRA {number} scale", widget=forms.NumberInput(attrs={"step": "0.05", "min": "0.05", "max": f"{MAX_SCALE:g}", "placeholder": f"{DEFAULT_SCALE:g}"}),
             )
+
+    @cached_property
+    def team_loras(self) -> list:
+        return list(loras_for_team(self.team)) if self.team is not None else []
 
     # Fields a plan refusal names, as this form shows them.
     SHOWN_AS = {"width": "resolution", "height": "resolution", "num_frames": "duration"}

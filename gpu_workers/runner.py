@@ -144,7 +144,7 @@ def run_queue(pool: str, *, worker: str, finisher: Finisher | None = None, secon
     seconds = settings.FRAMECAST_CLAIM_LOOP_SECONDS if seconds is None else seconds
     started, done = time.monotonic(), 0
     while not shutdown.requested():
-        if run_next(pool, worker=worker, finisher=finisher) is None:
+        if run_next(pool, worker=worker, finisher=finisher, likely_empty=done > 0) is None:
             break
         done += 1
         if time.monotonic() - started >= seconds:
@@ -152,12 +152,12 @@ def run_queue(pool: str, *, worker: str, finisher: Finisher | None = None, secon
     return done
 
 
-def run_next(pool: str, *, worker: str, finisher: Finisher | None = None) -> Job | None:
+def run_next(pool: str, *, worker: str, finisher: Finisher | None = None, likely_empty: bool = False) -> Job | None:
     """Claim and run the pool's next queued job; None if the queue was empty. While the
     database is away the claim is retried (FRAMECAST_DB_RETRY_SECONDS), then its error is
     raised: the caller must not count the wake-up as used (gpu_workers.tasks requeues it)."""
     job = retrying_while_database_unavailable(
-        lambda: services.job_claim_next(pool, worker=worker),
+        lambda: services.job_claim_next(pool, worker=worker, likely_empty=likely_empty),
         seconds=settings.FRAMECAST_DB_RETRY_SECONDS, what=f"claiming a job of pool {pool}", on_wait=_waiting_for_the_database,
     )
     heartbeat.trouble(None)

@@ -41,9 +41,10 @@ REPORT_DECISIONS = {"dismiss": Review.DISMISSED, "take_down": Review.TAKEN_DOWN}
 
 
 def prompt_check(*, team, user, prompt: str, negative_prompt: str = "", via_api: bool = False) -> ModerationDecision:
-    """Decide on a prompt and record the decision. Raises TeamSuspended or PromptRefused
-    (core.errors.Refusal, the path every submission refusal takes to the form and the API) if the team is
-    suspended or the prompt is refused; nothing else is written then."""
+    """Decide on a prompt. Raises TeamSuspended or PromptRefused (core.errors.Refusal, the
+    path every submission refusal takes to the form and the API) if the team is suspended
+    or the prompt is refused; a refusal is recorded, and nothing else is written then. An
+    allowed or flagged prompt's decision is returned unsaved: decision_link_job records it."""
     suspension = active_suspension(team)
     if suspension is not None:
         raise TeamSuspended(suspended_message(suspension))
@@ -53,7 +54,7 @@ def prompt_check(*, team, user, prompt: str, negative_prompt: str = "", via_api:
         negative = policy.evaluate(negative_prompt)
         if negative.outcome == policy.REFUSE or verdict.outcome == policy.ALLOW:
             verdict = negative
-    decision = ModerationDecision.objects.create(
+    decision = ModerationDecision(
         team=team,
         user=user if user is not None and user.is_authenticated else None,
         via_api=via_api,
@@ -65,15 +66,22 @@ def prompt_check(*, team, user, prompt: str, negative_prompt: str = "", via_api:
         review=Review.PENDING if verdict.outcome == policy.FLAG else "",
     )
     if verdict.outcome == policy.REFUSE:
+        decision.save()
         suspended = _suspend_if_repeated(team)
         raise PromptRefused(_refusal_message(verdict, suspended), field="prompt")
-    return decision
+    return decision  # recorded by decision_link_job, with the job it became
 
 
 def decision_link_job(decision: ModerationDecision | None, job) -> None:
-    """Remember which job an allowed or flagged prompt became (shown in the queue)."""
-    if decision is not None:
-        ModerationDecision.objects.filter(pk=decision.pk).update(job=job)
+    """Record an allowed or flagged prompt's decision with the job it became (shown in the
+    queue), in the submission's transaction: one write. `job` None: the submission was
+    refused after moderation (credits, plan limits), and the decision is recorded alone."""
+    if decision is None:
+        return
+    if job is None:  # the submission's transaction was rolled back, with any earlier save of this
+        decision.pk, decision._state.adding = None, True
+    decision.job = job
+    decision.save()
 
 
 def _refusal_message(verdict: policy.Verdict, suspended: bool) -> str:

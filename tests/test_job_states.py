@@ -1,6 +1,7 @@
 """The job state machine: transitions are enforced in one place, and a job is claimed once."""
 
 import pytest
+from django.db.models.fields.files import FieldFile
 
 from generation import services
 from generation.models import Job
@@ -21,6 +22,25 @@ def test_happy_path_stamps_each_state(alice):
     job = services.job_succeed(job, video=b"mp4", poster=b"jpg", encode_seconds=0.2)
     assert job.state == S.SUCCEEDED and job.finished_at >= job.encoding_at
     assert job.video.read() == b"mp4"
+
+
+def test_the_workers_copy_of_its_job_is_the_row_after_each_transition(alice):
+    """A worker's transitions write their changes and apply them to its own copy instead of
+    reading the row back (services.job_transition `job=`): that copy must be the row."""
+
+    def fields(job):
+        values = {field.attname: getattr(job, field.attname) for field in Job._meta.concrete_fields}
+        return {name: value.name if isinstance(value, FieldFile) else value for name, value in values.items()}
+
+    make_job(alice)
+    job = services.job_claim_next("cpu", worker="w1")
+    assert fields(job) == fields(Job.objects.get(pk=job.pk))
+    job = services.job_start_encoding(job, inference_seconds=1.5, load_seconds=0.25)
+    assert fields(job) == fields(Job.objects.get(pk=job.pk))
+    job = services.job_succeed(job, video=b"mp4", poster=b"jpg", spritesheet=b"jpg", encode_seconds=0.2)
+    stored = Job.objects.get(pk=job.pk)
+    assert fields(job) == fields(stored)
+    assert stored.gpu_seconds == pytest.approx((stored.finished_at - stored.started_at).total_seconds())
 
 
 def test_a_job_is_claimed_once(alice):

@@ -87,6 +87,18 @@ def test_every_allowed_prompt_is_logged_too(alice, alice_client):
     assert list(flagged_queue()) == []
 
 
+def test_a_flagged_prompt_refused_afterwards_for_credits_is_still_logged_once(alice, alice_client):
+    # The decision is written with the job, in the submission's transaction; a submission
+    # that the plan or the balance then refuses records it alone.
+    account = account_for_team(alice.personal_team)
+    type(account).objects.filter(pk=account.pk).update(subscription_credits=0, purchased_credits=0)
+    response = studio_post(alice_client, FLAGGED)
+    assert response.status_code == 402
+    assert not Job.objects.exists() and not JobCharge.objects.exists()
+    decision = ModerationDecision.objects.get()
+    assert (decision.outcome, decision.category, decision.job) == ("flag", "graphic_violence", None)
+
+
 def test_the_offline_classifier_flags_abusive_language(alice, alice_client):
     assert studio_post(alice_client, "you stupid fucking idiot, a cat").status_code == 302
     decision = ModerationDecision.objects.get()
