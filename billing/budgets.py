@@ -175,7 +175,9 @@ def budgets_applying(account, *, member_id=None, api_key_id=None) -> list[Budget
         target |= Q(scope=Scope.MEMBER, member_id=member_id)
     if api_key_id is not None:
         target |= Q(scope=Scope.API_KEY, api_key_id=api_key_id)
-    return list(Budget.objects.filter(target, account_id=getattr(account, "pk", account)).select_related("member", "api_key"))
+    # Without their member and key: only a refusal or an alert names them (describe), and
+    # this runs on every submission and capture.
+    return list(Budget.objects.filter(target, account_id=getattr(account, "pk", account)))
 
 
 def describe(budget: Budget) -> str:

@@ -67,14 +67,16 @@ def _append(
     cannot write a stale balance; the CHECK constraints refuse a negative one. The new
     balance comes back from the same UPDATE."""
     at = at or timezone.now()
+    buckets = ("subscription_credits", "purchased_credits", "held_credits", "updated_at")
     (updated,) = update_returning(
         BillingAccount.objects.filter(pk=account.pk),
+        fields=buckets,
         subscription_credits=F("subscription_credits") + subscription,
         purchased_credits=F("purchased_credits") + purchased,
         held_credits=F("held_credits") + held,
         updated_at=at,
     )
-    for name in ("subscription_credits", "purchased_credits", "held_credits", "updated_at"):
+    for name in buckets:
         setattr(account, name, getattr(updated, name))
     return CreditEntry.objects.create(
         created_at=at,

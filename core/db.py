@@ -4,11 +4,12 @@ from django.db import connections
 from django.db.models import sql
 
 
-def update_returning(queryset, **changes) -> list:
+def update_returning(queryset, *, fields=None, **changes) -> list:
     """`queryset.update(**changes)` that returns the updated rows as model instances, read
     in the same statement (UPDATE … RETURNING, which PostgreSQL and SQLite 3.35+ have)
     rather than by a second query. Values and expressions (F) as `update` takes them; the
-    rows come back through the fields' own conversions, like any other read."""
+    rows come back through the fields' own conversions, like any other read. `fields`: only
+    these (and the primary key) are read; the others are deferred, as with `only()`."""
     model = queryset.model
     query = queryset.query.chain(sql.UpdateQuery)
     query.add_update_values(changes)
@@ -17,5 +18,7 @@ def update_returning(queryset, **changes) -> list:
     if not statement:
         return []
     connection = connections[queryset.db]
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in model._meta.concrete_fields)
+    wanted = None if fields is None else {model._meta.pk.name, *fields}
+    chosen = [field for field in model._meta.concrete_fields if wanted is None or field.name in wanted]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in chosen)
     return list(model._default_manager.db_manager(queryset.db).raw(f"{statement} RETURNING {columns}", params))
