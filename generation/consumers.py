@@ -27,6 +27,11 @@ class JobProgressConsumer(AsyncJsonWebsocketConsumer):
     API client with the team's key."""
 
     group: str | None = None
+    # The highest step this connection has shown (None before the job runs, and again once
+    # it is queued anew). Events are sent after the stored state they describe, by another
+    # process, so a step published before this connection read the job can arrive after the
+    # catch-up that already shows a later one: it is dropped, and the bar never moves back.
+    shown_step: int | None = None
 
     async def connect(self):
         team = await self._team()
@@ -47,6 +52,7 @@ class JobProgressConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.accept()
         for event in catch_up:
+            self._shown(event)
             await self.send_json(event)
 
     @database_sync_to_async
@@ -79,4 +85,14 @@ class JobProgressConsumer(AsyncJsonWebsocketConsumer):
         pass
 
     async def job_event(self, message):
-        await self.send_json(message["event"])
+        event = message["event"]
+        if event.get("type") in ("step", "preview") and self.shown_step is not None and event.get("i", 0) < self.shown_step:
+            return  # older than what this connection already showed
+        self._shown(event)
+        await self.send_json(event)
+
+    def _shown(self, event: dict) -> None:
+        if event.get("type") == "step":
+            self.shown_step = max(self.shown_step or 0, event.get("i", 0))
+        elif event.get("type") in ("queued", "started", "throttled"):  # a new attempt counts from zero
+            self.shown_step = None

@@ -77,3 +77,32 @@ def test_events_from_several_threads_reach_a_watcher_of_the_job_in_each_threads_
     for n in range(3):
         assert [event["i"] for event in received if event["thread"] == n] == list(range(20))
     async_to_sync(layer.group_discard)(events.job_group(job), channel)
+
+
+def test_a_step_older_than_what_the_socket_already_showed_is_not_sent(alice, asgi_server):
+    """A browser that (re)connects mid-job gets the stored step first; a step event sent
+    before it read the job may still be on its way, and the bar must not move back."""
+    import json
+
+    from django.utils import timezone
+
+    from generation.models import Job
+
+    from .conftest import client_for, websocket_connect
+    from .test_tenant_isolation import make_job
+
+    job = make_job(alice, state=Job.State.RUNNING, started_at=timezone.now(), progress_step=12, steps=20, attempts=1)
+    with websocket_connect(asgi_server, f"/ws/jobs/{job.id}/", client_for(alice)) as socket:
+        assert [json.loads(socket.recv(timeout=10)) for _ in range(2)] == [
+            {"type": "started"}, {"type": "step", "i": 12, "n": 20, "eta_seconds": None},
+        ]
+        for i in (11, 12, 13):  # 11: published before the socket read the job
+            events.publish(job.id, {"type": "step", "i": i, "n": 20, "eta_seconds": 1.0})
+        events.publish(job.id, {"type": "preview", "i": 10, "image": "data:,"})
+        events.publish(job.id, {"type": "queued"})  # handed back to the queue: a new attempt
+        events.publish(job.id, {"type": "started"})
+        events.publish(job.id, {"type": "step", "i": 1, "n": 20, "eta_seconds": 9.0})
+        received = [json.loads(socket.recv(timeout=10)) for _ in range(5)]
+    assert [(event["type"], event.get("i")) for event in received] == [
+        ("step", 12), ("step", 13), ("queued", None), ("started", None), ("step", 1),
+    ]
