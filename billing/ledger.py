@@ -176,17 +176,19 @@ def credits_hold(
 
 
 def _settle(job_id, to_state: str) -> JobCharge | None:
-    charge = JobCharge.objects.filter(job_id=job_id).first()
-    if charge is None:
-        return None
+    # Settle once: of two racing settlements, only one changes the row (the job's own row,
+    # updated first by both, already makes them take turns), and the charge comes back from
+    # that UPDATE. The charge is settled at its entry's instant: a period or export window
+    # then counts a job's spend exactly where the ledger has it (billing.budgets).
+    settled_at = timezone.now()
+    settled = update_returning(
+        JobCharge.objects.filter(job_id=job_id, state=JobCharge.State.HELD), state=to_state, settled_at=settled_at
+    )
+    if not settled:
+        return None  # no charge (a reused video), or settled already
+    charge = settled[0]
     # (The plan comes in the same read: a capture asks whether it meters overage.)
     account = BillingAccount.objects.select_for_update(of=("self",)).select_related("plan").get(pk=charge.account_id)
-    # Settle once: of two racing settlements, only one changes the row. The charge is
-    # settled at its entry's instant: a period or export window then counts a job's spend
-    # exactly where the ledger has it (billing.budgets).
-    settled_at = timezone.now()
-    if not JobCharge.objects.filter(pk=charge.pk, state=JobCharge.State.HELD).update(state=to_state, settled_at=settled_at):
-        return None
     held = charge.from_subscription + charge.from_purchased
     if to_state == JobCharge.State.CAPTURED:
         _append(account, Kind.CAPTURE, held=-held, job_id=job_id, at=settled_at)
