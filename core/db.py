@@ -21,4 +21,12 @@ def update_returning(queryset, *, fields=None, **changes) -> list:
     wanted = None if fields is None else {model._meta.pk.name, *fields}
     chosen = [field for field in model._meta.concrete_fields if wanted is None or field.name in wanted]
     columns = ", ".join(connection.ops.quote_name(field.column) for field in chosen)
-    return list(model._default_manager.db_manager(queryset.db).raw(f"{statement} RETURNING {columns}", params))
+    rows = list(model._default_manager.db_manager(queryset.db).raw(f"{statement} RETURNING {columns}", params))
+    # SQLite's RETURNING gives values before the column's affinity applies (a REAL column
+    # set from 5 returns 5): floats are made floats, as a SELECT would read them.
+    floats = [field.attname for field in chosen if field.get_internal_type() == "FloatField"]
+    for row in rows:
+        for name in floats:
+            if isinstance(getattr(row, name), int):
+                setattr(row, name, float(getattr(row, name)))
+    return rows

@@ -302,7 +302,7 @@ def job_transition(job_id, to: str, *, expect: dict | None = None, job: Job | No
     rows = Job.objects.filter(pk=job_id, state__in=allowed_from, **(expect or {}))
     if job is not None and not any(hasattr(value, "resolve_expression") for value in changes.values()):
         updated = [job] if rows.update(state=to, **changes) == 1 else []
-        for name, value in ({"state": to, **changes} if updated else {}).items():
+        for name, value in ({"state": Job.State(to).value, **changes} if updated else {}).items():
             setattr(job, name, value)
     else:
         updated = update_returning(rows, state=to, **changes)
