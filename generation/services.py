@@ -1,5 +1,6 @@
 """Generation actions. Every change of a job's state goes through `job_transition`."""
 
+import copy as copy_module
 import logging
 import secrets
 from dataclasses import dataclass
@@ -86,9 +87,13 @@ def job_submit(*, team, user, params: JobParams, api_key=None, webhook_url: str 
             return _submission_admit(
                 submission, team=team, user=user, api_key=api_key, webhook_url=webhook_url, metadata=metadata
             )
-    except BaseException:
-        # Refused after moderation (or failed): the moderated prompt is recorded all the same.
-        content_policy.decision_link_job(submission.moderation, None)
+    except Exception:
+        # Refused after moderation (or failed): the moderated prompt is recorded all the same,
+        # unless the database is what failed; the refusal or the error is what the caller gets.
+        try:
+            content_policy.decision_link_job(submission.moderation, None)
+        except Exception:  # noqa: BLE001
+            logger.warning("Could not record the moderation decision of a refused submission", exc_info=True)
         raise
 
 
@@ -265,13 +270,15 @@ def _job_end(job_id, to: str, *, expect: dict | None = None, claimed: Job | None
     on success, released otherwise. Then a throttled job of the team may take the slot.
     `claimed`: the attempt the caller runs (and `expect` holds it to), whose start is known,
     so its cost is written with the new state rather than after it."""
+    copy = None
+    if claimed is not None and claimed.started_at is not None:
+        changes["finished_at"] = timezone.now()
+        changes.update(_cost_fields(claimed, end=changes["finished_at"]))
+        # A copy: should the transaction roll back (and be retried), the caller's job is untouched.
+        copy = copy_module.copy(claimed)
     with transaction.atomic():
-        if claimed is not None and claimed.started_at is not None:
-            changes["finished_at"] = timezone.now()
-            changes.update(_cost_fields(claimed, end=changes["finished_at"]))
-            job = job_transition(job_id, to, expect=expect, job=claimed, **changes)
-        else:
-            job = job_transition(job_id, to, expect=expect, **changes)
+        job = job_transition(job_id, to, expect=expect, job=copy, **changes)
+        if copy is None:
             _record_cost(job)
         _notify(job, f"video.{to}")
         if to == Job.State.SUCCEEDED:
